@@ -1,0 +1,140 @@
+"""The exception hierarchy of whisperd.
+
+Every error says what happened and what the user can do about it. The job boundary (the
+worker, the ``transcribe`` command) catches :class:`WhisperdError` and reports ``str(err)``
+as one line; anything else escaping there is a bug and is logged with its traceback.
+
+``transient`` tells the failure policy whether trying again later can help (a full disk,
+CUDA out of memory, an I/O error on a network share) or not (corrupt media).
+"""
+
+from __future__ import annotations
+
+
+class WhisperdError(Exception):
+    """Base class: a failure whisperd understands and can explain in one line."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ConfigError(WhisperdError):
+    """The configuration file is missing, unreadable or invalid; ``errors`` lists every problem."""
+
+    def __init__(self, path: object, errors: list[str]) -> None:
+        self.path = path
+        self.errors = list(errors)
+        count = len(self.errors)
+        head = f"{path}: {count} configuration error{'s' if count != 1 else ''}"
+        super().__init__(head + "".join(f"\n  {e}" for e in self.errors))
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+class ModelError(WhisperdError):
+    """A model could not be found, fetched, verified, imported or loaded."""
+
+
+class ModelNotFoundError(ModelError):
+    """The configured model is neither a Whisper model name, a checkpoint path, nor imported."""
+
+
+class ModelDownloadError(ModelError):
+    """An official model is not in model_dir and downloading it failed (usually: no network)."""
+
+
+class ModelChecksumError(ModelError):
+    """An imported checkpoint no longer matches the checksum recorded when it was imported."""
+
+
+class ModelImportError(ModelError):
+    """A CTranslate2 / faster-whisper model directory could not be converted."""
+
+
+# --- media -------------------------------------------------------------------------------
+
+
+class MediaError(WhisperdError):
+    """The source file cannot be decoded into audio; retrying the same bytes will not help."""
+
+
+class NotMediaError(MediaError):
+    """The file is not in any audio or video format FFmpeg knows."""
+
+
+class EmptyMediaError(MediaError):
+    """The file is empty (0 bytes) or holds no audio samples at all."""
+
+
+class NoAudioStreamError(MediaError):
+    """The file is a valid container (e.g. a video) without any audio stream."""
+
+
+class CorruptMediaError(MediaError):
+    """The file looks like media but its data is damaged or truncated."""
+
+
+class SourceReadError(WhisperdError):
+    """The source could not be read (I/O error, vanished, permission); may work later."""
+
+    transient = True
+
+
+# --- engine ------------------------------------------------------------------------------
+
+
+class EngineError(WhisperdError):
+    """The speech recognition engine failed on a file for a reason that is not the media."""
+
+
+class OutOfMemoryError(EngineError):
+    """The device ran out of memory (CUDA OOM); retried later, possibly when memory is free."""
+
+    transient = True
+
+
+class EngineUnavailableError(EngineError):
+    """The configured engine or device is not available in this installation."""
+
+
+# --- outputs -----------------------------------------------------------------------------
+
+
+class OutputError(WhisperdError):
+    """Outputs could not be written."""
+
+
+class OutputPathError(OutputError):
+    """An output path would fall outside the outbox (e.g. a bad output_name template)."""
+
+
+class OutputWriteError(OutputError):
+    """Writing an output failed: disk full, permission, I/O error; retried later."""
+
+    transient = True
+
+
+# --- service -----------------------------------------------------------------------------
+
+
+class ServiceError(WhisperdError):
+    """The service cannot start or run as configured."""
+
+
+class AlreadyRunningError(ServiceError):
+    """Another whisperd service holds the lock on this state_dir."""
+
+
+class LedgerError(ServiceError):
+    """The job ledger (SQLite) cannot be opened or is damaged."""

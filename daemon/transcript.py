@@ -1,0 +1,58 @@
+"""What an engine returns: a transcript with timed segments (and words), engine-neutral.
+
+Writers in :mod:`daemon.outputs` consume only these types, so every engine produces the same
+files. ``to_whisper_result`` gives the dict shape openai-whisper's own writers expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str  # as Whisper emits it, with its leading space
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] | None = None  # None unless word timestamps were computed
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str  # Whisper language code of the audio (detected or configured)
+    language_probability: float | None  # None when the language was configured, not detected
+    segments: tuple[Segment, ...]
+    duration: float  # seconds of audio transcribed
+    model: str
+    engine: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_whisper_result(self) -> dict[str, Any]:
+        """The ``result`` dict of ``whisper.transcribe`` (input of ``whisper.utils`` writers)."""
+        segments = []
+        for seg in self.segments:
+            item: dict[str, Any] = {
+                "id": seg.id,
+                "start": seg.start,
+                "end": seg.end,
+                "text": seg.text,
+            }
+            if seg.words is not None:
+                item["words"] = [asdict(w) for w in seg.words]
+            segments.append(item)
+        return {"text": self.text, "segments": segments, "language": self.language}
