@@ -183,7 +183,9 @@ def read_variables(parts: Sequence[Path]) -> dict[str, np.ndarray]:
             raise ModelImportError(f"{parts[0]}: unexpected data after the last alias")
         return variables
     except (struct.error, UnicodeDecodeError) as err:
-        raise ModelImportError(f"{parts[0]}: not a readable CTranslate2 model.bin ({err})") from None
+        raise ModelImportError(
+            f"{parts[0]}: not a readable CTranslate2 model.bin ({err})"
+        ) from None
     finally:
         reader.close()
 
@@ -211,9 +213,7 @@ class Converted:
 
 def _layers(variables: dict[str, np.ndarray], side: str) -> int:
     numbers = {
-        int(m.group(1))
-        for name in variables
-        if (m := re.match(rf"^{side}/layer_(\d+)/", name))
+        int(m.group(1)) for name in variables if (m := re.match(rf"^{side}/layer_(\d+)/", name))
     }
     return len(numbers)
 
@@ -230,7 +230,9 @@ def convert(variables: dict[str, np.ndarray], config: dict) -> Converted:
     try:
         return _convert(variables, config)
     except KeyError as err:
-        raise ModelImportError(f"model.bin lacks variable {err.args[0]}: not a Whisper model") from None
+        raise ModelImportError(
+            f"model.bin lacks variable {err.args[0]}: not a Whisper model"
+        ) from None
 
 
 def _convert(v: dict[str, np.ndarray], config: dict) -> Converted:

@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 ProgressCallback = Callable[[float], None]
 
 
-class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Cancelled(Exception):
     """Raised inside an engine when the job was asked to stop (shutdown timeout)."""
 
 

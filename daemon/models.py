@@ -128,7 +128,9 @@ def sha256_file(path: Path) -> str:
 # --- import --------------------------------------------------------------------------------
 
 
-def import_model(sources: Sequence[Path], name: str, model_dir: Path, *, force: bool = False) -> dict:
+def import_model(
+    sources: Sequence[Path], name: str, model_dir: Path, *, force: bool = False
+) -> dict:
     """Convert a CTranslate2 Whisper model into ``<model_dir>/<name>.pt``; returns its sidecar."""
     import torch  # lazy: heavy
 
@@ -233,9 +235,7 @@ def list_models(model_dir: Path) -> list[ModelEntry]:
             origin = "downloaded" if official else "checkpoint"
             detail = "openai-whisper release" if official else "unverified file"
             multilingual = None if not official else not official[0].endswith(".en")
-        entries.append(
-            ModelEntry(name, path, path.stat().st_size, origin, multilingual, detail)
-        )
+        entries.append(ModelEntry(name, path, path.stat().st_size, origin, multilingual, detail))
     return entries
 
 
@@ -291,7 +291,9 @@ def load(model: str, device: str, model_dir: Path, base_dir: Path | None = None)
     if heads is not None:
         instance.set_alignment_heads(heads)
     instance = instance.to(device)
-    log.debug("model loaded", model=model, device=device, seconds=round(time.monotonic() - started, 2))
+    log.debug(
+        "model loaded", model=model, device=device, seconds=round(time.monotonic() - started, 2)
+    )
     return instance
 
 

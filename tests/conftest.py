@@ -1,0 +1,22 @@
+"""Shared fixtures: the real models (imported once into models/) and the speech clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """models/ with tiny.en and base imported (scripts/setup does it; this covers a bare venv)."""
+    from daemon import models
+    from scripts.install_models import PACKAGES, source_dirs
+
+    target = ROOT / "models"
+    for name in PACKAGES:
+        if not (target / f"{name}.pt").is_file():
+            models.import_model(source_dirs(name), name, target)
+    return target
