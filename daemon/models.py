@@ -228,7 +228,8 @@ def list_models(model_dir: Path) -> list[ModelEntry]:
         sidecar = _read_sidecar(path)
         name = path.stem
         if sidecar:
-            origin, detail = "imported", ", ".join(Path(s).parent.name for s in sidecar["sources"])
+            origin = "imported"
+            detail = "from " + ", ".join(Path(s).parent.parent.name for s in sidecar["sources"])
             multilingual = sidecar.get("multilingual")
         else:
             official = [m for m in OFFICIAL_MODELS if _official_filename(m) == path.name]

@@ -1,0 +1,463 @@
+"""Configuration: loading, every error message, folder resolution, the sample config."""
+
+# Expected messages are exact one-line strings, compared whole: long lines are the point.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from daemon.config import (
+    FORMATS,
+    SYSTEM_CONFIG,
+    Config,
+    JobSettings,
+    JobsSettings,
+    LogSettings,
+    ModelsSettings,
+    WatchSettings,
+    WorkerSettings,
+    builtin_config,
+    find_config,
+    load_config,
+)
+from daemon.errors import ConfigError, OutputPathError
+
+SAMPLE = Path(__file__).resolve().parents[1] / "config" / "whisperd.yaml"
+
+
+def write(folder: Path, text: str, name: str = "whisperd.yaml") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    return load_config(write(tmp_path, text))
+
+
+def errors_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    return info.value.errors
+
+
+# --- the sample config --------------------------------------------------------------------
+
+
+def test_sample_config_loads_with_documented_values() -> None:
+    config = load_config(SAMPLE)
+    root = SAMPLE.parent.parent
+    assert (config.inbox, config.outbox) == (root / "inbox", root / "outbox")
+    assert (config.state_dir, config.model_dir) == (root / "var", root / "models")
+    assert config.defaults.model == "base"
+    assert config.folders == {
+        "es": {"language": "es"},
+        "*/subtitles": {
+            "formats": ("srt", "vtt"),
+            "subtitles": {"max_line_width": 42, "max_line_count": 2},
+        },
+    }
+
+
+def test_sample_config_values_are_the_schema_defaults() -> None:
+    config = load_config(SAMPLE)
+    assert config.defaults == JobSettings()
+    assert config.watch == WatchSettings()
+    assert config.jobs == JobsSettings()
+    assert config.workers == (WorkerSettings(),)
+    assert config.models == ModelsSettings()
+    assert config.log == LogSettings()
+
+
+def _schema_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()):
+    """Every (dotted key, field) of the schema, descending into sections and workers."""
+    for name, field in model.model_fields.items():
+        if name == "path":  # set by the loader, not written in the file
+            continue
+        yield (*prefix, name), field
+        inner = field.annotation
+        while getattr(inner, "__args__", None) and not isinstance(inner, type):
+            inner = inner.__args__[0]  # tuple[WorkerSettings, ...] -> WorkerSettings
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            yield from _schema_keys(inner, (*prefix, name))
+
+
+def test_every_schema_key_is_described_and_commented_in_the_sample() -> None:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    root = yaml.compose(SAMPLE.read_text(encoding="utf-8"))
+    keys = list(_schema_keys(Config))
+    names = [dotted for dotted, _ in keys]
+    assert ("defaults", "subtitles", "max_line_width") in names and ("workers", "device") in names
+    for dotted, field in keys:
+        assert field.description, f"{'.'.join(dotted)} has no description"
+        node, line = root, None
+        for part in dotted:
+            if isinstance(node, yaml.SequenceNode):  # workers: look inside the first item
+                node = node.value[0]
+            match = [(k, v) for k, v in node.value if k.value == part]
+            assert match, f"{'.'.join(dotted)} is missing from {SAMPLE.name}"
+            line, node = match[0][0].start_mark.line, match[0][1]
+        commented = "#" in lines[line] or lines[line - 1].lstrip().startswith("#")
+        assert commented, f"{'.'.join(dotted)} (line {line + 1}) has no comment"
+
+
+# --- paths --------------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch) -> None:
+    write(tmp_path / "etc", "", name="ckpt/mine.pt")
+    path = write(
+        tmp_path / "etc",
+        """
+        inbox: in
+        outbox: ../out
+        state_dir: ./state
+        model_dir: /opt/models
+        defaults: {model: ckpt/mine.pt}
+        jobs: {on_success: move, archive_dir: done}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)  # somewhere else than the config folder
+    config = load_config("etc/whisperd.yaml")
+    etc = tmp_path / "etc"
+    assert config.path == path
+    assert config.inbox == etc / "in"
+    assert config.outbox == tmp_path / "out"
+    assert config.state_dir == etc / "state"
+    assert config.model_dir == Path("/opt/models")
+    assert config.jobs.archive_dir == etc / "done"
+    assert config.defaults.model == str(etc / "ckpt" / "mine.pt")
+
+
+def test_models_by_name_checkpoint_and_import(tmp_path) -> None:
+    write(tmp_path, "", name="models/custom.pt")
+    config = load(tmp_path, "model_dir: models\nfolders: {a: {model: custom}, b: {model: tiny}}\n")
+    assert config.resolve("a").settings.model == "custom"
+    assert config.resolve("b").settings.model == "tiny"
+    assert errors_of(tmp_path, "defaults: {model: gone.pt}\n") == [
+        f"defaults.model: checkpoint file {tmp_path / 'gone.pt'} does not exist"
+    ]
+
+
+def test_empty_sections_mean_their_defaults(tmp_path) -> None:
+    config = load(tmp_path, "inbox: in\nwatch:\njobs:\nfolders:\n")
+    assert config.watch == WatchSettings()
+    assert config.folders == {}
+
+
+# --- error messages -----------------------------------------------------------------------
+
+ONE_ERROR = [
+    ("defaults: {language: xx}", "defaults.language: 'xx' is not a Whisper language (use a code like 'es' or a name like 'Spanish')"),
+    ("defaults: {formats: [txt, srt, docx]}", "defaults.formats[2]: 'docx' is not a format (choose from txt, srt, vtt, tsv, json, all)"),
+    ("defaults: {formats: [txt, srt, txt]}", "defaults.formats: 'txt' is listed twice"),
+    ("defaults: {formats: [all, srt]}", "defaults.formats: 'all' already includes every format: list it alone"),
+    ("defaults: {formats: []}", "defaults.formats: must not be empty"),
+    ("watch: {stable_seconds: soon}", "watch.stable_seconds: must be a number ≥ 0, got 'soon'"),
+    ("watch: {poll_interval: 0}", "watch.poll_interval: must be a number > 0, got 0"),
+    ("watch: {include: []}", "watch.include: must not be empty"),
+    ("watch: {include: ['a/*.mp3']}", "watch.include[0]: 'a/*.mp3' contains '/': patterns match single names, not paths"),
+    ("defaults: {colour: red}", "defaults.colour: unknown key"),
+    ("defaults: {subtitles: {max_line_widht: 3}}", "defaults.subtitles.max_line_widht: unknown key (did you mean 'max_line_width'?)"),
+    ("inbox: in\nlanguage: es", "language: unknown key"),
+    ("model_dir: models\ndefaults: {model: smal}", "defaults.model: 'smal' is not a Whisper model, a checkpoint file, or a model imported into {tmp}/models (see 'whisperd models list')"),
+    ("defaults: {beam_size: 0}", "defaults.beam_size: must be an integer ≥ 1 or null, got 0"),
+    ("defaults: {best_of: 2.5}", "defaults.best_of: must be an integer ≥ 1, got 2.5"),
+    ("defaults: {temperature: [0, 1.5]}", "defaults.temperature[1]: must be a number between 0 and 1, got 1.5"),
+    ("defaults: {temperature: hot}", "defaults.temperature: must be a number between 0 and 1, or a list of them, got 'hot'"),
+    ("defaults: {device: gpu}", "defaults.device: 'gpu' is not a device (use auto, cpu, cuda or cuda:N)"),
+    ("defaults: {task: transcibe}", "defaults.task: 'transcibe' is not a task (choose from transcribe, translate)"),
+    ("defaults: {word_timestamps: maybe}", "defaults.word_timestamps: must be true or false, got 'maybe'"),
+    ("defaults: {subtitles: big}", "defaults.subtitles: must be a mapping of key: value, got 'big'"),
+    ("defaults: {language: no}", "defaults.language: false is not a Whisper language (use a code like 'es' or a name like 'Spanish'; YAML reads a bare no as false, write 'no' in quotes)"),
+    ("log: {level: LOUD}", "log.level: 'LOUD' is not a log level (choose from debug, info, warning, error)"),
+    ("jobs: {on_success: archive}", "jobs.on_success: 'archive' is not an on_success action (choose from keep, move, delete)"),
+    ("jobs: {max_attempts: 0}", "jobs.max_attempts: must be an integer ≥ 1, got 0"),
+    ("inbox: 5", "inbox: must be a folder path, got 5"),
+    ("workers: []", "workers: must not be empty"),
+    ("workers: [{device: cpu, threads: 2}]", "workers[0].threads: unknown key"),
+    ("folders: {es: {language: xx}}", "folders.es.language: 'xx' is not a Whisper language (use a code like 'es' or a name like 'Spanish')"),
+    ("folders: {es: {colour: red}}", "folders.es.colour: unknown key"),
+    ("folders: {'*/subs': {formats: [doc]}}", "folders.*/subs.formats[0]: 'doc' is not a format (choose from txt, srt, vtt, tsv, json, all)"),
+    ("folders: {es: [language]}", "folders.es: must be a mapping of settings like 'language: es', got a list"),
+    ("folders: {/srv/in/es: {language: es}}", "folders./srv/in/es: must be relative to the inbox, like 'es' or 'clients/*'"),
+    ("folders: {../x: {language: es}}", "folders['../x']: must be a folder inside the inbox (no '..')"),
+    ("folders: {es: {language: es}, es/: {language: en}}", "folders.es: repeats a rule above (the same folder written differently)"),
+    ("folders: [es]", "folders: must be a mapping of folder: settings, got a list"),
+    # output_name
+    ("defaults: {output_name: '{stem}-{speaker}'}", "defaults.output_name: unknown placeholder {speaker} in '{stem}-{speaker}' (use {stem} {ext} {language} {model} {task})"),
+    ("defaults: {output_name: '{language}/{stem}'}", "defaults.output_name: '{language}/{stem}' contains a slash: outputs are written next to each other, not below"),
+    ("defaults: {output_name: '{stem}..x'}", "defaults.output_name: '{stem}..x' contains '..'"),
+    ("defaults: {output_name: ''}", "defaults.output_name: must not be empty"),
+    ("defaults: {output_name: 'transcript'}", "defaults.output_name: 'transcript' has no {stem}: every file of a folder would write the same outputs"),
+    ("defaults: {output_name: '{stem:>9}'}", "defaults.output_name: placeholder {stem} takes no format or conversion in '{stem:>9}'"),
+    # cross-field checks
+    ("defaults: {model: tiny.en, language: es}", "defaults.language: the English-only model 'tiny.en' cannot transcribe language 'es' (use 'tiny', or language en)"),
+    ("defaults: {model: base.en, task: translate}", "defaults.task: the English-only model 'base.en' cannot translate (use 'base')"),
+    ("defaults: {model: tiny.en}\nfolders: {es: {language: Spanish}}", "folders.es.language: the English-only model 'tiny.en' cannot transcribe language 'es' (use 'tiny', or language en)"),
+    ("folders: {a: {model: base.en}, a/b: {task: translate}}", "folders.a/b.task: the English-only model 'base.en' cannot translate (use 'base')"),
+    ("defaults: {subtitles: {max_line_count: 2}}", "defaults.subtitles.max_line_count: max_line_count has no effect without max_line_width (whisper ignores it): set both"),
+    ("defaults: {subtitles: {max_line_width: 40, max_words_per_line: 5}}", "defaults.subtitles.max_words_per_line: max_words_per_line has no effect with max_line_width (whisper ignores it): set one of them"),
+    ("jobs: {on_success: move}", "jobs.archive_dir: required when jobs.on_success is move"),
+    ("jobs: {on_success: move, archive_dir: out/old}\noutbox: out", "jobs.archive_dir: must not be inside the outbox ({tmp}/out)"),
+    ("inbox: box\noutbox: box/", "outbox: must not be the inbox ({tmp}/box)"),
+    ("inbox: box\noutbox: box/out", "outbox: must not be inside the inbox ({tmp}/box)"),
+    ("inbox: box/in\noutbox: box", "inbox: must not be inside the outbox ({tmp}/box)"),
+    ("jobs: {retry_backoff: 60, retry_backoff_max: 10}", "jobs.retry_backoff_max: must be ≥ jobs.retry_backoff (60), got 10"),
+    ("workers: [{device: cuda}, {device: cpu}, {device: 'CUDA:0'}]", "workers[2].device: 'cuda:0' is already used by workers[0] (one worker per device)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), ONE_ERROR, ids=[e.split(":")[0] for _, e in ONE_ERROR]
+)
+def test_each_problem_is_reported_with_its_location(tmp_path, text, expected) -> None:
+    assert errors_of(tmp_path, text + "\n") == [expected.replace("{tmp}", str(tmp_path))]
+
+
+def test_all_errors_are_reported_together(tmp_path) -> None:
+    text = """
+        inbox: in
+        outbox: in/out
+        colour: red
+        defaults: {language: xx, formats: [txt, docx]}
+        folders: {es: {task: transcibe}}
+        watch: {stable_seconds: soon}
+        jobs: {on_success: move}
+    """
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert info.value.errors == [
+        "defaults.language: 'xx' is not a Whisper language (use a code like 'es' or a name like 'Spanish')",
+        "defaults.formats[1]: 'docx' is not a format (choose from txt, srt, vtt, tsv, json, all)",
+        "watch.stable_seconds: must be a number ≥ 0, got 'soon'",
+        "colour: unknown key",
+        "folders.es.task: 'transcibe' is not a task (choose from transcribe, translate)",
+    ]  # fmt: skip
+    assert str(info.value).startswith(f"{tmp_path / 'whisperd.yaml'}: 5 configuration errors\n  ")
+
+
+def test_cross_checks_run_beside_errors_in_the_defaults(tmp_path) -> None:
+    errors = errors_of(tmp_path, "inbox: a\noutbox: a\ndefaults: {beam_size: -1}\n")
+    assert errors == [
+        "defaults.beam_size: must be an integer ≥ 1 or null, got -1",
+        f"outbox: must not be the inbox ({tmp_path / 'a'})",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("inbox: [in\n", "YAML syntax error at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+        ("inbox: a\n\toutbox: b\n", "YAML syntax error at line 2, column 1: found character '\\t' that cannot start any token"),
+        ("folders:\n  es: {}\n  es: {language: es}\n", "YAML syntax error at line 3, column 3: duplicate key 'es' (first on line 2)"),
+        ("- inbox: a\n", "must be a mapping of key: value settings, got a list"),
+        ("# nothing yet\n", "is empty: it must hold settings like 'inbox: /srv/inbox'"),
+    ],
+)  # fmt: skip
+def test_unreadable_files_give_one_clear_line(tmp_path, text, expected) -> None:
+    assert errors_of(tmp_path, text) == [expected]
+
+
+def test_missing_file_and_folder(tmp_path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: 1 configuration error\n  file not found"
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        load_config(tmp_path)
+
+
+# --- finding the file ---------------------------------------------------------------------
+
+
+def test_find_config_order(tmp_path, monkeypatch) -> None:
+    explicit = write(tmp_path, "", name="explicit.yaml")
+    from_env = write(tmp_path, "", name="env.yaml")
+    monkeypatch.chdir(tmp_path)
+    env = {"WHISPERD_CONFIG": str(from_env)}
+    if SYSTEM_CONFIG.exists():
+        pytest.skip(f"{SYSTEM_CONFIG} exists on this machine")
+    with pytest.raises(ConfigError) as info:
+        find_config(None, {})
+    assert f"looked for {tmp_path / 'config' / 'whisperd.yaml'} and {SYSTEM_CONFIG}" in str(
+        info.value
+    )
+    local = write(tmp_path, "", name="config/whisperd.yaml")
+    assert find_config(None, {}) == local
+    assert find_config(None, env) == from_env
+    assert find_config("explicit.yaml", env) == explicit
+    assert find_config(None, {"WHISPERD_CONFIG": ""}) == local
+
+
+def test_find_config_does_not_fall_back_from_a_missing_named_file(tmp_path, monkeypatch) -> None:
+    write(tmp_path, "", name="config/whisperd.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"file not found \(given with -c\)"):
+        find_config("typo.yaml", {})
+    with pytest.raises(ConfigError, match=r"file not found \(from \$WHISPERD_CONFIG\)"):
+        find_config(None, {"WHISPERD_CONFIG": str(tmp_path / "typo.yaml")})
+
+
+# --- resolution ---------------------------------------------------------------------------
+
+RULES = """
+    folders:
+      "*/talks": {language: de, formats: [txt]}
+      clients: {language: fr, subtitles: {max_line_width: 30, max_line_count: 3}}
+      clients/acme: {language: es}
+      clients/*: {language: it, subtitles: {max_line_width: 50}}
+      Archive: {task: translate}
+"""
+
+
+@pytest.mark.parametrize(
+    ("folder", "rules", "language"),
+    [
+        ("", (), None),
+        (".", (), None),
+        ("other", (), None),
+        ("clients", ("clients",), "fr"),
+        ("clients/bob", ("clients", "clients/*"), "it"),
+        ("clients/acme", ("clients", "clients/*", "clients/acme"), "es"),  # literal beats glob
+        ("clients/acme/2024/q1", ("clients", "clients/*", "clients/acme"), "es"),  # ancestors
+        ("clients/talks", ("clients", "*/talks", "clients/*"), "it"),  # same depth: file order
+        ("x/talks/deeper", ("*/talks",), "de"),
+        ("talks", (), None),  # '*' needs a folder
+        ("x/y/talks", (), None),  # '*' never crosses '/'
+        ("archive", (), None),  # case-sensitive
+    ],
+)
+def test_resolve_applies_matching_rules_least_specific_first(
+    tmp_path, folder, rules, language
+) -> None:
+    resolved = load(tmp_path, RULES).resolve(folder)
+    assert resolved.rules == rules
+    assert resolved.settings.language == language
+
+
+def test_resolve_merges_subtitles_key_by_key(tmp_path) -> None:
+    config = load(tmp_path, RULES)
+    settings = config.resolve("clients/bob/x").settings
+    assert settings.subtitles.max_line_width == 50
+    assert settings.subtitles.max_line_count == 3
+    assert settings.formats == FORMATS
+    assert config.resolve("Archive").settings.task == "translate"
+    assert config.defaults.language is None  # derived, not mutated
+    assert config.resolve("clients/bob") is config.resolve("clients/bob/")  # cached
+    copy = config.model_copy(update={"folders": {"clients": {"language": "nl"}}})
+    assert copy.resolve("clients/bob").settings.language == "nl"  # not the cached "it"
+
+
+def test_resolve_reports_rules_that_clash_only_in_combination(tmp_path) -> None:
+    config = load(tmp_path, "folders: {'x/*': {model: tiny.en}, '*/fr': {language: fr}}\n")
+    assert config.resolve("x/en").settings.model == "tiny.en"
+    with pytest.raises(ConfigError) as info:
+        config.resolve("x/fr")
+    assert info.value.errors == [
+        "folder 'x/fr', rules x/*, */fr: the English-only model 'tiny.en' cannot transcribe "
+        "language 'fr' (use 'tiny', or language en)"
+    ]
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def test_formats_all_and_language_names(tmp_path) -> None:
+    config = load(
+        tmp_path,
+        """
+        defaults: {formats: [ALL], language: Spanish, temperature: 0}
+        folders: {a: {language: castilian}, b: {language: EN}, c: {formats: srt}}
+        """,
+    )
+    assert config.defaults.formats == ("txt", "srt", "vtt", "tsv", "json")
+    assert config.defaults.language == "es"
+    assert config.defaults.temperature == (0.0,)
+    assert config.resolve("a").settings.language == "es"
+    assert config.resolve("b").settings.language == "en"
+    assert config.resolve("c").settings.formats == ("srt",)
+
+
+def test_output_stem_renders_the_template() -> None:
+    job = JobSettings(output_name="{stem}.{language}.{model}.{task}.{ext}")
+    assert job.output_stem("talk", "mp3", "de") == "talk.de.base.transcribe.mp3"
+    assert job.output_stem("talk", ".mp3", None) == "talk.und.base.transcribe.mp3"
+    fixed = JobSettings(output_name="{stem}-{language}", language="fr", model="/m/big.pt")
+    assert fixed.output_stem("talk", "wav", None) == "talk-fr"
+    assert (
+        JobSettings(output_name="{model}_{stem}", model="/m/big.pt").output_stem("a", "", None)
+        == "big_a"
+    )
+    with pytest.raises(OutputPathError, match=r"unusable name '\.\.'"):
+        JobSettings().output_stem("..", "mp3", None)
+
+
+def test_needs_word_timestamps() -> None:
+    assert not JobSettings().needs_word_timestamps
+    assert JobSettings(word_timestamps=True).needs_word_timestamps
+    assert JobSettings(subtitles={"highlight_words": True}).needs_word_timestamps
+    assert JobSettings(subtitles={"max_words_per_line": 4}).needs_word_timestamps
+
+
+def test_settings_are_frozen(tmp_path) -> None:
+    config = load(tmp_path, "inbox: in\n")
+    with pytest.raises(ValidationError, match="frozen"):
+        config.inbox = tmp_path  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        config.defaults.model = "tiny"  # type: ignore[misc]
+    assert config.inbox == tmp_path / "in"
+
+
+# --- overrides ----------------------------------------------------------------------------
+
+
+def test_with_overrides_returns_a_validated_copy(tmp_path) -> None:
+    config = load(tmp_path, RULES)
+    changed = config.with_overrides(model="tiny", language="German", formats=["all"])
+    assert (changed.defaults.model, changed.defaults.language) == ("tiny", "de")
+    assert changed.defaults.formats == FORMATS
+    assert changed.resolve("other").settings.model == "tiny"
+    assert changed.resolve("clients").settings.language == "fr"  # folder rules still win
+    assert (config.defaults.model, config.defaults.language) == ("base", None)
+    assert changed.folders == config.folders and changed.inbox == config.inbox
+
+
+def test_with_overrides_reports_bad_values(tmp_path) -> None:
+    config = load(tmp_path, "model_dir: models\n")
+    with pytest.raises(ConfigError) as info:
+        config.with_overrides(model="smal", formats=["docx"], task="translate", colour=1)
+    assert info.value.errors == [
+        f"overrides.model: 'smal' is not a Whisper model, a checkpoint file, or a model imported into {tmp_path / 'models'} (see 'whisperd models list')",
+        "overrides.formats[0]: 'docx' is not a format (choose from txt, srt, vtt, tsv, json, all)",
+        "overrides.colour: unknown key",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        config.with_overrides(model="tiny.en", language="es")
+    assert info.value.errors == [
+        "overrides.language: the English-only model 'tiny.en' cannot transcribe language 'es' "
+        "(use 'tiny', or language en)"
+    ]
+
+
+def test_with_overrides_leaves_clashing_rules_to_their_folders(tmp_path) -> None:
+    changed = load(tmp_path, "folders: {es: {language: es}}\n").with_overrides(model="tiny.en")
+    assert changed.resolve("en").settings.model == "tiny.en"
+    with pytest.raises(ConfigError, match="folder 'es/2024', rules es: the English-only model"):
+        changed.resolve("es/2024")
+
+
+def test_builtin_config_without_a_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = builtin_config({"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert config.model_dir == tmp_path / "cache" / "whisper"
+    assert (config.inbox, config.path.parent) == (tmp_path / "inbox", tmp_path)
+    assert config.defaults == JobSettings() and config.folders == {}
+    with pytest.raises(ConfigError, match=r"overrides\.language: 'xx' is not a Whisper language"):
+        config.with_overrides(language="xx")
