@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from daemon import __version__
 from daemon import config as config_mod
 from daemon import log as logsetup
-from daemon.errors import ConfigError, WhisperdError
+from daemon.errors import AlreadyRunningError, ConfigError, WhisperdError
 
 
 class Exit(IntEnum):
@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"whisperd: {err}", file=sys.stderr)
         return Exit.CONFIG
+    except AlreadyRunningError as err:
+        print(f"whisperd: {err}", file=sys.stderr)
+        return Exit.ALREADY_RUNNING
     except WhisperdError as err:
         print(f"whisperd: {err}", file=sys.stderr)
         return Exit.FAILED
@@ -92,8 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Exit.INTERRUPTED
 
 
+def _test_engine_hook(env: dict[str, str] | os._Environ[str]) -> None:
+    """WHISPERD_TEST_ENGINE=module:Class replaces every engine (tests only: a fast fake)."""
+    spec = env.get("WHISPERD_TEST_ENGINE")
+    if not spec:
+        return
+    import importlib
+
+    from daemon import engine
+
+    module, _, cls = spec.partition(":")
+    factory = getattr(importlib.import_module(module), cls)
+    for name in list(engine.ENGINES):
+        engine.ENGINES[name] = factory
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
+    _test_engine_hook(os.environ)
     if command == "models":
         return _models(args)
     if command == "transcribe":

@@ -1,0 +1,67 @@
+"""A fast engine behind the real Engine interface, for service tests.
+
+Enabled in a ``whisperd`` subprocess with WHISPERD_TEST_ENGINE=tests.fake_engine:FakeEngine
+(see daemon/cli.py). Decoding and writing stay real; only recognition is faked: the text names
+the language and the audio length, so tests can check which settings and which file were used.
+WHISPERD_FAKE_DELAY (seconds per job, default 0) makes jobs slow enough to signal mid-job.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from daemon.engine import Cancelled, ProgressCallback
+from daemon.transcript import Segment, Transcript
+
+
+class FakeEngine:
+    name = "fake"
+
+    def __init__(self, cache) -> None:
+        self.cache = cache
+        self.delay = float(os.environ.get("WHISPERD_FAKE_DELAY", "0"))
+
+    def loaded_models(self) -> set[str]:
+        return set()
+
+    def close(self) -> None:
+        pass
+
+    def transcribe(
+        self,
+        audio,
+        settings,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Transcript:
+        deadline = time.monotonic() + self.delay
+        while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+            if progress is not None:
+                progress(1 - (deadline - time.monotonic()) / self.delay)
+            time.sleep(0.02)
+        language = settings.language or "en"
+        text = f"fake {language} transcript of {audio.duration:.2f} seconds"
+        step = max(audio.duration / 2, 0.01)
+        segments = tuple(
+            Segment(
+                id=i,
+                start=i * step,
+                end=min((i + 1) * step, audio.duration),
+                text=f" {text} part {i}",
+            )
+            for i in range(2)
+        )
+        return Transcript(
+            text=text,
+            language=language,
+            language_probability=None,
+            segments=segments,
+            duration=audio.duration,
+            model=settings.model,
+            engine="openai-whisper",  # the fake stands in for the configured engine
+        )
