@@ -935,14 +935,16 @@ class _Loader(yaml.SafeLoader):
             for key_node, _ in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     continue
-                seen = first.setdefault((key_node.tag, key_node.value), key_node.start_mark.line)
-                if seen != key_node.start_mark.line:
+                key = (key_node.tag, key_node.value)
+                if key in first:
+                    seen = first[key]
                     raise yaml.constructor.ConstructorError(
                         None,
                         None,
                         f"duplicate key {key_node.value!r} (first on line {seen + 1})",
                         key_node.start_mark,
                     )
+                first[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
 

@@ -258,6 +258,7 @@ def test_cross_checks_run_beside_errors_in_the_defaults(tmp_path) -> None:
         ("inbox: [in\n", "YAML syntax error at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
         ("inbox: a\n\toutbox: b\n", "YAML syntax error at line 2, column 1: found character '\\t' that cannot start any token"),
         ("folders:\n  es: {}\n  es: {language: es}\n", "YAML syntax error at line 3, column 3: duplicate key 'es' (first on line 2)"),
+        ("jobs: {max_attempts: 2, max_attempts: 5}\n", "YAML syntax error at line 1, column 25: duplicate key 'max_attempts' (first on line 1)"),
         ("- inbox: a\n", "must be a mapping of key: value settings, got a list"),
         ("# nothing yet\n", "is empty: it must hold settings like 'inbox: /srv/inbox'"),
     ],
