@@ -113,6 +113,7 @@ def _test_engine_hook(env: dict[str, str] | os._Environ[str]) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     _test_engine_hook(os.environ)
+    logsetup.setup("warning")  # until the configuration says otherwise; logs go to stderr
     if command == "models":
         return _models(args)
     if command == "transcribe":
@@ -122,6 +123,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         logsetup.setup(cfg.log.level, cfg.log.format)
         return transcribe_cmd.run(cfg, args)
     cfg = _load(args.config)
+    logsetup.setup(cfg.log.level if command == "run" else "warning", cfg.log.format)
     if command == "check-config":
         print(f"{cfg.path}: OK")
         return Exit.OK
@@ -130,7 +132,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     from daemon import service
 
     if command == "run":
-        logsetup.setup(cfg.log.level, cfg.log.format)
         return service.run(cfg)
     if command == "status":
         return service.status(cfg, as_json=args.json)

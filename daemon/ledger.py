@@ -685,6 +685,14 @@ class Ledger:
         )
         return [Job.from_row(r) for r in rows]
 
+    def history(self, path: str | None = None) -> list[Job]:
+        """Every version (of one path, or of all), oldest first."""
+        if path is None:
+            rows = self._read("SELECT * FROM jobs ORDER BY id")
+        else:
+            rows = self._read("SELECT * FROM jobs WHERE path = ? ORDER BY id", (os.fsencode(path),))
+        return [Job.from_row(r) for r in rows]
+
     def latest_per_path(self) -> list[Job]:
         """Each path's newest version (by enqueued_at, id): every file's final state."""
         rows = self._read(
