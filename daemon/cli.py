@@ -219,6 +219,7 @@ def _models(args: argparse.Namespace) -> int:
     for e in entries:
         lang = {True: "multilingual", False: "English-only", None: "?"}[e.multilingual]
         print(
-            f"  {e.name:<{width}}  {e.size / 1e6:7.1f} MB  {e.origin:<10}  {lang:<12}  {e.detail}"
+            f"  {e.name:<{width}}  {e.size / 1e6:7.1f} MB  {e.origin:<11}  {lang:<12}  "
+            f"{', '.join(e.engines):<30}  {e.detail}"
         )
     return Exit.OK

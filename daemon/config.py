@@ -44,8 +44,22 @@ ENV_VAR = "WHISPERD_CONFIG"
 LOCAL_CONFIG = Path("config/whisperd.yaml")  # relative to the current directory
 SYSTEM_CONFIG = Path("/etc/whisperd/whisperd.yaml")
 
-Engine = Literal["openai-whisper"]  # add "faster-whisper" here when its engine lands
+Engine = Literal["openai-whisper", "faster-whisper"]
 ENGINES: tuple[str, ...] = get_args(Engine)
+# CTranslate2's compute types (https://opennmt.net/CTranslate2/quantization.html); "auto" is
+# ours: float16 on CUDA, int8 on CPU. "default" keeps the type the model was saved in.
+ComputeType = Literal[
+    "auto", "default", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16",
+    "float16", "bfloat16", "float32",
+]  # fmt: skip
+COMPUTE_TYPES: tuple[str, ...] = get_args(ComputeType)
+# faster_whisper.vad.VadOptions fields (faster-whisper 1.2); kept here so that config
+# validation does not import faster-whisper. tests/test_engine_faster.py checks it.
+VAD_KEYS = (
+    "threshold", "neg_threshold", "min_speech_duration_ms", "max_speech_duration_s",
+    "min_silence_duration_ms", "speech_pad_ms",
+)  # fmt: skip
+_VAD_FRACTIONS = ("threshold", "neg_threshold")
 Format = Literal["txt", "srt", "vtt", "tsv", "json"]
 FORMATS: tuple[str, ...] = get_args(Format)
 PLACEHOLDERS = ("stem", "ext", "language", "model", "task")
@@ -253,8 +267,17 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def _is_ct2_dir(path: Path) -> bool:
+    """A CTranslate2 model directory (faster-whisper's format): model.bin + config.json."""
+    return _is_file(path / "model.bin") and _is_file(path / "config.json")
+
+
 def _model(value: Any, info: ValidationInfo) -> str:
-    """A model name, an imported name, or a .pt checkpoint (stored as an absolute path)."""
+    """A model name, an imported name, a .pt checkpoint or a CTranslate2 directory.
+
+    Paths are stored absolute. Which engine can use which form is checked across fields
+    (:func:`_job_problems`) and, for imported names, when the model is loaded.
+    """
     if not isinstance(value, str) or not value.strip():
         _fail(f"must be a model name like 'base' or a .pt checkpoint path, got {_show(value)}")
     value = value.strip()
@@ -268,15 +291,43 @@ def _model(value: Any, info: ValidationInfo) -> str:
     model_dir = info.context.get("model_dir")
     if value in _official_models():
         return value
-    if "/" not in value and model_dir is not None and _is_file(model_dir / f"{value}.pt"):
+    if (
+        "/" not in value
+        and model_dir is not None
+        and (_is_file(model_dir / f"{value}.pt") or _is_ct2_dir(model_dir / f"{value}.ct2"))
+    ):
         return value
+    if "/" in value or value.endswith(".ct2"):
+        path = _absolute(value, _base(info))
+        if _is_ct2_dir(path):
+            return str(path)
+        if path.is_dir():
+            _fail(f"{path} is not a CTranslate2 model directory (no model.bin and config.json)")
     _fail(
         f"{value!r} is not a Whisper model, a checkpoint file, or a model imported into "
         f"{model_dir} (see 'whisperd models list')"
     )
 
 
+def _vad_parameters(value: Any) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        _fail(f"must be a mapping like {{threshold: 0.5}}, got {_show(value)}")
+    checked: dict[str, float] = {}
+    for key, number in value.items():
+        if key not in VAD_KEYS:
+            _fail(f"unknown VAD parameter {_show(key)} (use {', '.join(VAD_KEYS)})")
+        limit = 1 if key in _VAD_FRACTIONS else math.inf
+        if not (_is_number(number) and 0 <= number <= limit):
+            desc = "a number between 0 and 1" if limit == 1 else "a number ≥ 0"
+            _fail(f"{key} must be {desc}, got {_show(number)}")
+        checked[key] = number
+    return checked
+
+
 Count = Annotated[int, _number("an integer ≥ 1", lambda v: v >= 1, integer=True)]
+Threads = Annotated[int, _number("an integer ≥ 0", lambda v: v >= 0, integer=True)]
 OptionalCount = Annotated[
     int | None, _number("an integer ≥ 1", lambda v: v >= 1, integer=True, null=True)
 ]
@@ -306,6 +357,8 @@ OptionalGlobs = tuple[Annotated[str, BeforeValidator(_glob)], ...]
 OutputName = Annotated[str, BeforeValidator(_output_name)]
 Folder = Annotated[Path, BeforeValidator(_folder)]
 EngineName = Annotated[Engine, _choice("an engine", ENGINES)]
+ComputeTypeName = Annotated[ComputeType, _choice("a compute type", COMPUTE_TYPES)]
+VadParameters = Annotated[dict[str, float], BeforeValidator(_vad_parameters)]
 TaskName = Annotated[
     Literal["transcribe", "translate"], _choice("a task", ("transcribe", "translate"))
 ]
@@ -352,11 +405,16 @@ class SubtitleSettings(_Settings):
 class JobSettings(_Settings):
     """What to do with one media file: model, language, decoding options and outputs."""
 
-    engine: EngineName = Field("openai-whisper", description="Speech recognition engine.")
+    engine: EngineName = Field(
+        "openai-whisper",
+        description="Speech recognition engine: openai-whisper, or faster-whisper (CTranslate2; "
+        "pip install 'whisperd[faster]').",
+    )
     model: ModelRef = Field(
         "base",
-        description="Whisper model name (tiny … large-v3, turbo; '.en' = English-only), a .pt "
-        "checkpoint path, or a model imported with 'whisperd models import'.",
+        description="Whisper model name (tiny … large-v3, turbo; '.en' = English-only), a model "
+        "imported with 'whisperd models import', a .pt checkpoint path (openai-whisper only) or "
+        "a CTranslate2 model directory (faster-whisper only).",
     )
     language: Language = Field(
         None,
@@ -395,6 +453,30 @@ class JobSettings(_Settings):
     word_timestamps: Flag = Field(
         False, description="Time every word (json, tsv); subtitle options turn it on anyway."
     )
+    compute_type: ComputeTypeName = Field(
+        "auto",
+        description="faster-whisper only: CTranslate2 compute type (int8, int8_float16, "
+        "int8_float32, int8_bfloat16, int16, float16, bfloat16, float32; default: the model's "
+        "own; auto: float16 on CUDA, int8 on CPU).",
+    )
+    batch_size: Count = Field(
+        1,
+        description="faster-whisper only: windows decoded together; above 1, batched decoding "
+        "(cuts the audio at pauses with the VAD, first temperature only, no previous text).",
+    )
+    cpu_threads: Threads = Field(
+        0, description="faster-whisper only: CPU threads per model; 0: CTranslate2's default."
+    )
+    vad_filter: Flag = Field(
+        False,
+        description="faster-whisper only: skip non-speech with the Silero VAD (bundled, offline).",
+    )
+    vad_parameters: VadParameters = Field(
+        default_factory=dict,
+        description="faster-whisper only: Silero VAD options (threshold, neg_threshold, "
+        "min_speech_duration_ms, max_speech_duration_s, min_silence_duration_ms, "
+        "speech_pad_ms); {}: faster-whisper's defaults.",
+    )
     subtitles: SubtitleSettings = Field(
         default_factory=SubtitleSettings,
         description="Subtitle cue options; a folder rule may set some and keep the rest.",
@@ -420,14 +502,11 @@ class JobSettings(_Settings):
 
     def output_stem(self, stem: str, ext: str, language: str | None) -> str:
         """Render output_name for a source ``stem.ext``; ``language`` is the detected one."""
-        model = self.model
-        if model.endswith(".pt"):
-            model = Path(model).stem
         values = {
             "stem": stem,
             "ext": ext.lstrip("."),
             "language": language or self.language or "und",
-            "model": model,
+            "model": model_name(self.model),
             "task": self.task,
         }
         name = self.output_name.format_map(values)
@@ -713,10 +792,31 @@ def _validate_rules(
 # --- cross-field checks -------------------------------------------------------------------
 
 
+def model_name(model: str) -> str:
+    """A configured model's short name: a path's file or folder name without .pt / .ct2."""
+    if model.endswith(".pt") or "/" in model:
+        name = Path(model).name
+        return name.removesuffix(".pt").removesuffix(".ct2") or name
+    return model
+
+
 def _job_problems(job: JobSettings) -> list[tuple[tuple[str, ...], str]]:
     """Combinations whisper cannot honour: (keys involved, preferred first; message)."""
     problems: list[tuple[tuple[str, ...], str]] = []
-    name = Path(job.model).stem if job.model.endswith(".pt") else job.model
+    name = model_name(job.model)
+    is_checkpoint = job.model.endswith(".pt")
+    if job.engine == "faster-whisper" and is_checkpoint:
+        problems.append((
+            ("model", "engine"),
+            f"faster-whisper cannot read the openai-whisper checkpoint {job.model!r}: give a "
+            "CTranslate2 model directory or a model imported with 'whisperd models import'",
+        ))  # fmt: skip
+    if job.engine == "openai-whisper" and "/" in job.model and not is_checkpoint:
+        problems.append((
+            ("model", "engine"),
+            f"{job.model!r} is a CTranslate2 directory: use engine faster-whisper, or import "
+            "it for openai-whisper with 'whisperd models import DIR --name NAME'",
+        ))  # fmt: skip
     if name.endswith(".en"):
         instead = (
             f"use {name[:-3]!r}" if name[:-3] in _official_models() else "use a multilingual model"

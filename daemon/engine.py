@@ -1,8 +1,9 @@
 """The engine interface and the openai-whisper engine.
 
 An engine turns decoded audio plus a file's settings into a :class:`Transcript`. Callers (the
-``transcribe`` command, the service's workers) only see :class:`Engine`, so a second engine
-(faster-whisper) plugs in without touching them.
+``transcribe`` command, the service's workers) only see :class:`Engine` and :func:`create`; the
+second engine, faster-whisper, lives in :mod:`daemon.engine_faster` and is imported only when
+configured.
 
 Progress and cancellation: openai-whisper reports progress through ``tqdm`` once per 30-second
 window. We hand its ``transcribe`` module a silent stand-in for tqdm that forwards progress to
@@ -121,7 +122,7 @@ class OpenAIWhisperEngine:
         self.cache = cache
 
     def loaded_models(self) -> set[str]:
-        return self.cache.loaded()
+        return self.cache.loaded(self.name)
 
     def close(self) -> None:
         self.cache.clear()
@@ -255,7 +256,18 @@ def _to_transcript(
     )
 
 
-ENGINES: dict[str, Callable[[ModelCache], Engine]] = {"openai-whisper": OpenAIWhisperEngine}
+def _faster_whisper(cache: ModelCache) -> Engine:
+    """The faster-whisper engine, imported only when configured (it needs the extra package)."""
+    from daemon.engine_faster import FasterWhisperEngine
+
+    return FasterWhisperEngine(cache)
+
+
+# Every name in config.ENGINES, with a factory taking the worker's model cache.
+ENGINES: dict[str, Callable[[ModelCache], Engine]] = {
+    "openai-whisper": OpenAIWhisperEngine,
+    "faster-whisper": _faster_whisper,
+}
 
 
 def create(name: str, cache: ModelCache) -> Engine:

@@ -7,6 +7,10 @@ A configured ``model`` is, in this order:
 3. an official openai-whisper name (``tiny.en``, ``base``, ``turbo``, ...), downloaded into
    model_dir by openai-whisper, which fails without a network: the error says how to import.
 
+The faster-whisper engine reads CTranslate2 directories instead (:func:`resolve_ct2`):
+``<model_dir>/<name>.ct2/``, a path to such a directory, or an official name fetched from
+the Hugging Face hub (which fails without a network; the error says how to import).
+
 Imported checkpoints have a sidecar ``<name>.json`` (origin, sources, sha256, dimensions,
 alignment heads); the sha256 is verified every time the checkpoint is loaded. The
 CTranslate2 form of an imported model is kept beside it as ``<name>.ct2/`` so engines that
@@ -24,11 +28,11 @@ import threading
 import time
 import urllib.error
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -77,7 +81,7 @@ def _read_sidecar(checkpoint: Path) -> dict[str, Any] | None:
         raise ModelError(f"{path}: unreadable model metadata ({err})") from None
 
 
-def _official_filename(name: str) -> str:
+def official_filename(name: str) -> str:
     import whisper  # lazy: imports torch
 
     return os.path.basename(whisper._MODELS[name])
@@ -106,12 +110,53 @@ def resolve(model: str, model_dir: Path, base_dir: Path | None = None) -> ModelR
             return ModelRef(model, candidate, "file", _read_sidecar(candidate))
         raise ModelNotFoundError(f"model checkpoint {candidate} does not exist")
     if model in OFFICIAL_MODELS:
-        downloaded = model_dir / _official_filename(model)
+        downloaded = model_dir / official_filename(model)
         if downloaded.is_file():
             return ModelRef(model, downloaded, "downloaded", _read_sidecar(downloaded))
         return ModelRef(model, None, "official")
     raise ModelNotFoundError(
         f"{model!r} is not a Whisper model, a checkpoint file, or a model imported into "
+        f"{model_dir}",
+        hint="see 'whisperd models list'",
+    )
+
+
+def is_ct2_dir(path: Path) -> bool:
+    """A CTranslate2 model directory: model.bin and config.json."""
+    return (path / "model.bin").is_file() and (path / "config.json").is_file()
+
+
+def resolve_ct2(model: str, model_dir: Path, base_dir: Path | None = None) -> Path | None:
+    """The CTranslate2 directory of a configured model for faster-whisper.
+
+    ``None`` means an official name that faster-whisper must fetch from the Hugging Face hub
+    (even when openai-whisper downloaded its .pt). Any other openai-whisper checkpoint
+    without its CTranslate2 form is refused: faster-whisper cannot read .pt files.
+    """
+    how = f"import a CTranslate2 copy with 'whisperd models import DIR... --name {model}'"
+    simple = "/" not in model and model not in ("", ".", "..")
+    if simple and is_ct2_dir(model_dir / f"{model}.ct2"):
+        return model_dir / f"{model}.ct2"
+    candidate = Path(model).expanduser()
+    if not candidate.is_absolute() and base_dir is not None:
+        candidate = base_dir / candidate
+    only_pt = simple and model not in OFFICIAL_MODELS and (model_dir / f"{model}.pt").is_file()
+    if model.endswith(".pt") or only_pt:
+        raise ModelError(
+            f"model {model!r} is an openai-whisper checkpoint (.pt) without a CTranslate2 "
+            "copy, which faster-whisper cannot read",
+            hint=f"use engine openai-whisper, or {how}",
+        )
+    if "/" in model or model.endswith(".ct2"):
+        if is_ct2_dir(candidate):
+            return candidate
+        raise ModelNotFoundError(
+            f"{candidate} is not a CTranslate2 model directory (model.bin and config.json)"
+        )
+    if model in OFFICIAL_MODELS:
+        return None
+    raise ModelNotFoundError(
+        f"{model!r} is not a Whisper model, a CTranslate2 directory, or a model imported into "
         f"{model_dir}",
         hint="see 'whisperd models list'",
     )
@@ -217,10 +262,11 @@ class ModelEntry:
     origin: str
     multilingual: bool | None
     detail: str
+    engines: tuple[str, ...] = ("openai-whisper",)  # the engines that can load it
 
 
 def list_models(model_dir: Path) -> list[ModelEntry]:
-    """Every checkpoint in model_dir, with size and origin."""
+    """Every model in model_dir, with size, origin and the engines it serves."""
     entries: list[ModelEntry] = []
     if not model_dir.is_dir():
         return entries
@@ -232,12 +278,36 @@ def list_models(model_dir: Path) -> list[ModelEntry]:
             detail = "from " + ", ".join(Path(s).parent.parent.name for s in sidecar["sources"])
             multilingual = sidecar.get("multilingual")
         else:
-            official = [m for m in OFFICIAL_MODELS if _official_filename(m) == path.name]
+            official = [m for m in OFFICIAL_MODELS if official_filename(m) == path.name]
             origin = "downloaded" if official else "checkpoint"
             detail = "openai-whisper release" if official else "unverified file"
             multilingual = None if not official else not official[0].endswith(".en")
-        entries.append(ModelEntry(name, path, path.stat().st_size, origin, multilingual, detail))
-    return entries
+        engines = ("openai-whisper", "faster-whisper")
+        if not is_ct2_dir(model_dir / f"{name}.ct2"):
+            engines = engines[:1]
+        size = path.stat().st_size
+        entries.append(ModelEntry(name, path, size, origin, multilingual, detail, engines))
+    for path in sorted(model_dir.glob("*.ct2")):  # CTranslate2 directories without a .pt
+        name = path.name.removesuffix(".ct2")
+        if (model_dir / f"{name}.pt").is_file() or not is_ct2_dir(path):
+            continue
+        multilingual = _ct2_multilingual(path)
+        size = (path / "model.bin").stat().st_size
+        entries.append(
+            ModelEntry(name, path, size, "ctranslate2", multilingual, "CTranslate2 directory",
+                       ("faster-whisper",))
+        )  # fmt: skip
+    return sorted(entries, key=lambda e: e.name)
+
+
+def _ct2_multilingual(path: Path) -> bool | None:
+    """From config.json's language tokens when it lists them (faster-whisper's converter)."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    langs = config.get("lang_ids")
+    return len(langs) > 1 if isinstance(langs, list) else None
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -298,39 +368,63 @@ def load(model: str, device: str, model_dir: Path, base_dir: Path | None = None)
     return instance
 
 
+class CacheKey(NamedTuple):
+    """What makes two loaded models different: engine, model, device, engine options."""
+
+    engine: str
+    model: str
+    device: str
+    compute_type: str = ""
+    cpu_threads: int = 0
+
+
 class ModelCache:
-    """Loaded models per (model, device), least recently used evicted beyond ``capacity``."""
+    """Loaded models of any engine, least recently used evicted beyond ``capacity``.
+
+    :meth:`get` loads openai-whisper models; other engines pass their own loader to
+    :meth:`get_for` with a :class:`CacheKey`.
+    """
 
     def __init__(self, model_dir: Path, capacity: int = 1, base_dir: Path | None = None) -> None:
         self.model_dir = model_dir
         self.base_dir = base_dir
         self.capacity = max(1, capacity)
-        self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._models: OrderedDict[CacheKey, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, model: str, device: str) -> Any:
-        key = (model, pick_device(device))
+        """An openai-whisper model (whisper.model.Whisper) on ``device``."""
+        device = pick_device(device)
+        key = CacheKey("openai-whisper", model, device)
+        return self.get_for(key, lambda: load(model, device, self.model_dir, self.base_dir))
+
+    def get_for(self, key: CacheKey, loader: Callable[[], Any]) -> Any:
+        """The model cached under ``key``, loaded with ``loader()`` when missing."""
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        loaded = load(model, key[1], self.model_dir, self.base_dir)
+        loaded = loader()
         with self._lock:
             self._models[key] = loaded
             self._models.move_to_end(key)
             while len(self._models) > self.capacity:
                 evicted, _ = self._models.popitem(last=False)
-                log.info("model unloaded", model=evicted[0], device=evicted[1])
-                _release_device_memory(evicted[1])
+                log.info(
+                    "model unloaded", model=evicted.model, device=evicted.device,
+                    engine=evicted.engine,
+                )  # fmt: skip
+                _release_device_memory(evicted.device)
         return loaded
 
-    def loaded(self) -> set[str]:
+    def loaded(self, engine: str | None = None) -> set[str]:
+        """Names of the loaded models (of one engine, or of all)."""
         with self._lock:
-            return {name for name, _ in self._models}
+            return {k.model for k in self._models if engine is None or k.engine == engine}
 
     def clear(self) -> None:
         with self._lock:
-            devices = {device for _, device in self._models}
+            devices = {key.device for key in self._models}
             self._models.clear()
         for device in devices:
             _release_device_memory(device)

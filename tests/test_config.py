@@ -146,6 +146,40 @@ def test_models_by_name_checkpoint_and_import(tmp_path) -> None:
     ]
 
 
+def test_engines_and_the_model_forms_they_read(tmp_path) -> None:
+    write(tmp_path, "", name="models/custom.pt")
+    write(tmp_path, "", name="models/fw.ct2/model.bin")
+    write(tmp_path, "{}", name="models/fw.ct2/config.json")
+    config = load(
+        tmp_path,
+        "model_dir: models\n"
+        "defaults: {engine: faster-whisper, vad_parameters: {threshold: 0.4}}\n"
+        "folders: {a: {model: fw}, b: {model: models/fw.ct2, output_name: '{stem}.{model}'},\n"
+        "          c: {engine: openai-whisper, model: custom}}\n",
+    )
+    assert config.defaults.engine == "faster-whisper"
+    assert config.defaults.vad_parameters == {"threshold": 0.4}
+    assert config.resolve("a").settings.model == "fw"
+    b = config.resolve("b").settings
+    assert b.model == str(tmp_path / "models" / "fw.ct2")
+    assert b.output_stem("talk", ".mp3", None) == "talk.fw"
+    assert config.resolve("c").settings.engine == "openai-whisper"
+    assert errors_of(tmp_path, "defaults: {engine: faster-whisper, model: models/custom.pt}\n") == [
+        f"defaults.model: faster-whisper cannot read the openai-whisper checkpoint "
+        f"'{tmp_path / 'models' / 'custom.pt'}': give a CTranslate2 model directory or a model "
+        "imported with 'whisperd models import'"
+    ]
+    assert errors_of(tmp_path, "folders: {x: {model: models/fw.ct2}}\n") == [
+        f"folders.x.model: '{tmp_path / 'models' / 'fw.ct2'}' is a CTranslate2 directory: use "
+        "engine faster-whisper, or import it for openai-whisper with 'whisperd models import "
+        "DIR --name NAME'"
+    ]
+    assert errors_of(tmp_path, "defaults: {engine: faster-whisper, model: ./models}\n") == [
+        f"defaults.model: {tmp_path / 'models'} is not a CTranslate2 model directory (no "
+        "model.bin and config.json)"
+    ]
+
+
 def test_empty_sections_mean_their_defaults(tmp_path) -> None:
     config = load(tmp_path, "inbox: in\nwatch:\njobs:\nfolders:\n")
     assert config.watch == WatchSettings()
@@ -176,6 +210,15 @@ ONE_ERROR = [
     ("defaults: {task: transcibe}", "defaults.task: 'transcibe' is not a task (choose from transcribe, translate)"),
     ("defaults: {word_timestamps: maybe}", "defaults.word_timestamps: must be true or false, got 'maybe'"),
     ("defaults: {subtitles: big}", "defaults.subtitles: must be a mapping of key: value, got 'big'"),
+    ("defaults: {engine: whisper.cpp}", "defaults.engine: 'whisper.cpp' is not an engine (choose from openai-whisper, faster-whisper)"),
+    ("defaults: {compute_type: int4}", "defaults.compute_type: 'int4' is not a compute type (choose from auto, default, int8, int8_float16, int8_float32, int8_bfloat16, int16, float16, bfloat16, float32)"),
+    ("defaults: {batch_size: 0}", "defaults.batch_size: must be an integer ≥ 1, got 0"),
+    ("defaults: {cpu_threads: -1}", "defaults.cpu_threads: must be an integer ≥ 0, got -1"),
+    ("defaults: {vad_filter: sometimes}", "defaults.vad_filter: must be true or false, got 'sometimes'"),
+    ("defaults: {vad_parameters: 0.5}", "defaults.vad_parameters: must be a mapping like {threshold: 0.5}, got 0.5"),
+    ("defaults: {vad_parameters: {treshold: 0.4}}", "defaults.vad_parameters: unknown VAD parameter 'treshold' (use threshold, neg_threshold, min_speech_duration_ms, max_speech_duration_s, min_silence_duration_ms, speech_pad_ms)"),
+    ("defaults: {vad_parameters: {threshold: 1.5}}", "defaults.vad_parameters: threshold must be a number between 0 and 1, got 1.5"),
+    ("folders: {a: {vad_parameters: {speech_pad_ms: true}}}", "folders.a.vad_parameters: speech_pad_ms must be a number ≥ 0, got true"),
     ("defaults: {language: no}", "defaults.language: false is not a Whisper language (use a code like 'es' or a name like 'Spanish'; YAML reads a bare no as false, write 'no' in quotes)"),
     ("log: {level: LOUD}", "log.level: 'LOUD' is not a log level (choose from debug, info, warning, error)"),
     ("jobs: {on_success: archive}", "jobs.on_success: 'archive' is not an on_success action (choose from keep, move, delete)"),
