@@ -15,6 +15,7 @@ settings for one folder are derived from the defaults and the folder rules match
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 import re
@@ -142,16 +143,28 @@ def _device(value: Any) -> str:
 
 @functools.cache
 def _whisper_languages() -> tuple[dict[str, str], dict[str, str]]:
-    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE  # imports torch: only when needed
+    """openai-whisper's own language table, read without importing torch.
 
-    return LANGUAGES, TO_LANGUAGE_CODE
+    ``import whisper.tokenizer`` runs whisper/__init__.py, which imports torch and numba
+    (~250 MB of RSS for a service that may never load a model). whisper/tokenizer.py itself
+    needs only tiktoken, so it is loaded on its own from the installed package.
+    """
+    spec = importlib.util.find_spec("whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("openai-whisper", ["the openai-whisper package is not installed"])
+    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.py"
+    loader_spec = importlib.util.spec_from_file_location("_whisperd_whisper_tokenizer", path)
+    assert loader_spec is not None and loader_spec.loader is not None
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    return module.LANGUAGES, module.TO_LANGUAGE_CODE
 
 
 @functools.cache
 def _official_models() -> frozenset[str]:
-    import whisper  # imports torch: only when needed
+    from daemon.models import OFFICIAL_MODELS  # checked against whisper.available_models()
 
-    return frozenset(whisper.available_models())
+    return frozenset(OFFICIAL_MODELS)
 
 
 def _language(value: Any) -> str | None:

@@ -505,3 +505,25 @@ def test_builtin_config_without_a_file(tmp_path, monkeypatch) -> None:
     assert config.defaults == JobSettings() and config.folders == {}
     with pytest.raises(ConfigError, match=r"overrides\.language: 'xx' is not a Whisper language"):
         config.with_overrides(language="xx")
+
+
+def test_loading_the_config_does_not_import_torch():
+    """The service's idle memory: validating languages and models must not pull in torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from daemon.config import load_config; load_config('config/whisperd.yaml');"
+        "print('torch' in sys.modules, 'whisper' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_language_table_is_openai_whispers():
+    import whisper.tokenizer
+
+    from daemon.config import _whisper_languages
+
+    assert _whisper_languages() == (whisper.tokenizer.LANGUAGES, whisper.tokenizer.TO_LANGUAGE_CODE)
