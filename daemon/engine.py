@@ -113,10 +113,10 @@ def _hooked(progress: ProgressCallback | None, cancel: threading.Event | None) -
 # --- the openai-whisper engine -------------------------------------------------------------
 
 
-class OpenAIWhisperEngine:
-    """openai-whisper's ``transcribe``: fp16 on CUDA, fp32 on CPU."""
+class CachedEngine:
+    """What every engine shares: models come from a worker's :class:`ModelCache`."""
 
-    name = "openai-whisper"
+    name: str
 
     def __init__(self, cache: ModelCache) -> None:
         self.cache = cache
@@ -126,6 +126,12 @@ class OpenAIWhisperEngine:
 
     def close(self) -> None:
         self.cache.clear()
+
+
+class OpenAIWhisperEngine(CachedEngine):
+    """openai-whisper's ``transcribe``: fp16 on CUDA, fp32 on CPU."""
+
+    name = "openai-whisper"
 
     def transcribe(
         self,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from daemon import models
-from daemon.engine import Cancelled, ProgressCallback
+from daemon.engine import CachedEngine, Cancelled, ProgressCallback
 from daemon.errors import (
     EngineError,
     EngineUnavailableError,
@@ -175,20 +175,14 @@ def _oom(device: str, model: str) -> OutOfMemoryError:
     )
 
 
-class FasterWhisperEngine:
+class FasterWhisperEngine(CachedEngine):
     """faster-whisper's ``WhisperModel.transcribe`` (or its batched pipeline)."""
 
     name = NAME
 
     def __init__(self, cache: ModelCache) -> None:
         require_package()
-        self.cache = cache
-
-    def loaded_models(self) -> set[str]:
-        return self.cache.loaded(self.name)
-
-    def close(self) -> None:
-        self.cache.clear()
+        super().__init__(cache)
 
     def transcribe(
         self,
