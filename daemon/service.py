@@ -237,11 +237,18 @@ class Service:
             self._last_watchdog = now
             self.notifier.watchdog()
 
-    def run_forever(self) -> None:
+    def run_forever(self) -> int:
+        """Loop until a stop signal (returns 0) or a worker thread died (returns 1)."""
         tick = min(self.watcher.tick, 0.5)
         while self._stop_requests == 0:
             self.loop_once(time.monotonic())
+            dead = [w.name for w in self.workers if not w.thread.is_alive()]
+            if dead:
+                log.error("worker thread died; stopping so that the supervisor restarts us",
+                          workers=dead)  # fmt: skip
+                return 1
             time.sleep(tick)
+        return 0
 
     def healthy(self) -> bool:
         if self.watcher is None or not self.watcher.healthy():
@@ -328,10 +335,10 @@ def run(cfg: config_mod.Config) -> int:
         service.lock.release()
         raise
     try:
-        service.run_forever()
+        code = service.run_forever()
     finally:
         service.stop()
-    return 0
+    return code
 
 
 def retry(cfg: config_mod.Config, paths: list[str] | None) -> int:

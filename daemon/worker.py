@@ -39,6 +39,7 @@ from daemon.models import ModelCache
 log = structlog.get_logger(__name__)
 
 IDLE_WAIT = 0.5  # seconds between claims while the queue is empty (bounded: notices stop)
+LEDGER_RETRY = 5.0  # seconds to wait after the ledger failed before claiming again
 PROGRESS_EVERY = 2.0  # seconds between progress writes to the ledger
 ERROR_SUFFIX = ".error.txt"
 
@@ -88,7 +89,13 @@ class Worker:
     def run(self) -> None:
         while not self.stop_claiming.is_set():
             self.activity.heartbeat = time.monotonic()
-            if not self.step():
+            try:
+                worked = self.step()
+            except WhisperdError as err:  # the ledger itself failed (disk full, locked)
+                log.error("worker step failed; retrying", worker=self.name, error=str(err))
+                worked = False
+                self.stop_claiming.wait(LEDGER_RETRY)
+            if not worked:
                 self.wake.wait(IDLE_WAIT)
                 self.wake.clear()
         for engine in self._engines.values():
