@@ -10,60 +10,102 @@ Settings are frozen pydantic models; the schema below (with a description on eve
 field) is the single source for config/whisperd.yaml, which a test keeps in step. The
 settings for one folder are derived from the defaults and the folder rules matching it
 (:meth:`Config.resolve`), never mutated.
+
+The value checks and their tables are in :mod:`daemon.config_values`, the cross-field
+checks in :mod:`daemon.config_checks`, and the wording of every error message (pydantic's,
+YAML's) in :mod:`daemon.config_errors`; the names other modules use are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import math
 import os
-import re
-import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, NoReturn, get_args
+from typing import Annotated, Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    ValidationInfo,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from daemon.config_checks import _config_problems, _job_problems, _located
+from daemon.config_errors import Loc, _line, _Loader, _show, _translate, _yaml_problem
+from daemon.config_values import (
+    COMPUTE_TYPES,
+    ENGINES,
+    FORMATS,
+    PLACEHOLDERS,
+    VAD_KEYS,
+    ComputeType,
+    ComputeTypeName,
+    Count,
+    Device,
+    Engine,
+    EngineName,
+    Flag,
+    Folder,
+    Format,
+    Formats,
+    Globs,
+    Language,
+    LogFormat,
+    LogLevel,
+    ModelRef,
+    OptionalCount,
+    OptionalFolder,
+    OptionalFraction,
+    OptionalGlobs,
+    OptionalNumber,
+    OptionalPositive,
+    OptionalText,
+    OutputName,
+    PollMode,
+    Positive,
+    Seconds,
+    SuccessAction,
+    TaskName,
+    Temperatures,
+    Threads,
+    VadParameters,
+    _absolute,
+    _non_empty,
+    model_name,
+)
 from daemon.errors import ConfigError, OutputPathError
+
+__all__ = [  # the public names; the value tables and model_name come from config_values
+    "COMPUTE_TYPES",
+    "ENGINES",
+    "ENV_VAR",
+    "FORMATS",
+    "IGNORE_PATTERNS",
+    "LOCAL_CONFIG",
+    "MEDIA_PATTERNS",
+    "PLACEHOLDERS",
+    "SYSTEM_CONFIG",
+    "VAD_KEYS",
+    "ComputeType",
+    "Config",
+    "Engine",
+    "Format",
+    "JobSettings",
+    "JobsSettings",
+    "LogSettings",
+    "ModelsSettings",
+    "Resolved",
+    "SubtitleSettings",
+    "WatchSettings",
+    "WorkerSettings",
+    "builtin_config",
+    "find_config",
+    "load_config",
+    "model_name",
+]
 
 ENV_VAR = "WHISPERD_CONFIG"
 LOCAL_CONFIG = Path("config/whisperd.yaml")  # relative to the current directory
 SYSTEM_CONFIG = Path("/etc/whisperd/whisperd.yaml")
 
-Engine = Literal["openai-whisper", "faster-whisper"]
-ENGINES: tuple[str, ...] = get_args(Engine)
-# CTranslate2's compute types (https://opennmt.net/CTranslate2/quantization.html); "auto" is
-# ours: float16 on CUDA, int8 on CPU. "default" keeps the type the model was saved in.
-ComputeType = Literal[
-    "auto", "default", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16",
-    "float16", "bfloat16", "float32",
-]  # fmt: skip
-COMPUTE_TYPES: tuple[str, ...] = get_args(ComputeType)
-# faster_whisper.vad.VadOptions fields (faster-whisper 1.2); kept here so that config
-# validation does not import faster-whisper. tests/test_engine_faster.py checks it.
-VAD_KEYS = (
-    "threshold", "neg_threshold", "min_speech_duration_ms", "max_speech_duration_s",
-    "min_silence_duration_ms", "speech_pad_ms",
-)  # fmt: skip
-_VAD_FRACTIONS = ("threshold", "neg_threshold")
-Format = Literal["txt", "srt", "vtt", "tsv", "json"]
-FORMATS: tuple[str, ...] = get_args(Format)
-PLACEHOLDERS = ("stem", "ext", "language", "model", "task")
 # fmt: off
 MEDIA_PATTERNS = (
     "*.wav", "*.mp3", "*.m4a", "*.aac", "*.flac", "*.ogg", "*.oga", "*.opus", "*.wma", "*.webm",
@@ -75,320 +117,6 @@ IGNORE_PATTERNS = (
     "@eaDir", ".DS_Store", "._*",
 )
 # fmt: on
-
-Loc = tuple[str | int, ...]
-
-# --- value checks: each raises one readable message, located by pydantic ------------------
-
-
-def _fail(message: str) -> NoReturn:
-    raise PydanticCustomError("whisperd", "{message}", {"message": message})
-
-
-def _show(value: Any) -> str:
-    """How a bad value is quoted in a message: YAML words for YAML values."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(desc: str, test: Callable[[float], bool], *, integer: bool = False, null: bool = False):
-    def check(value: Any) -> Any:
-        if value is None and null:
-            return None
-        if _is_number(value) and (isinstance(value, int) or not integer) and test(value):
-            return value
-        _fail(f"must be {desc}{' or null' if null else ''}, got {_show(value)}")
-
-    return BeforeValidator(check)
-
-
-def _choice(noun: str, choices: Sequence[str]):
-    def check(value: Any) -> str:
-        if isinstance(value, str) and value.strip().lower() in choices:
-            return value.strip().lower()
-        _fail(f"{_show(value)} is not {noun} (choose from {', '.join(choices)})")
-
-    return BeforeValidator(check)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    _fail(f"must be true or false, got {_show(value)}")
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    _fail(f"must be text or null, got {_show(value)}")
-
-
-def _device(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()):
-        return value.strip().lower()
-    _fail(f"{_show(value)} is not a device (use auto, cpu, cuda or cuda:N)")
-
-
-@functools.cache
-def _whisper_languages() -> tuple[dict[str, str], dict[str, str]]:
-    """openai-whisper's own language table, read without importing torch.
-
-    ``import whisper.tokenizer`` runs whisper/__init__.py, which imports torch and numba
-    (~250 MB of RSS for a service that may never load a model). whisper/tokenizer.py itself
-    needs only tiktoken, so it is loaded on its own from the installed package.
-    """
-    spec = importlib.util.find_spec("whisper")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("openai-whisper", ["the openai-whisper package is not installed"])
-    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.py"
-    loader_spec = importlib.util.spec_from_file_location("_whisperd_whisper_tokenizer", path)
-    assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
-    loader_spec.loader.exec_module(module)
-    return module.LANGUAGES, module.TO_LANGUAGE_CODE
-
-
-@functools.cache
-def _official_models() -> frozenset[str]:
-    from daemon.models import OFFICIAL_MODELS  # checked against whisper.available_models()
-
-    return frozenset(OFFICIAL_MODELS)
-
-
-def _language(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        key = value.strip().lower()
-        codes, names = _whisper_languages()
-        if key in codes:
-            return key
-        if key in names:
-            return names[key]
-    hint = "; YAML reads a bare no as false, write 'no' in quotes" if value is False else ""
-    _fail(
-        f"{_show(value)} is not a Whisper language (use a code like 'es' or a name like "
-        f"'Spanish'{hint})"
-    )
-
-
-def _formats_before(value: Any) -> Any:
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list | tuple) and any(
-        isinstance(v, str) and v.strip().lower() == "all" for v in value
-    ):
-        if len(value) > 1:
-            _fail("'all' already includes every format: list it alone")
-        return FORMATS
-    return value
-
-
-def _no_repeats(value: tuple[Any, ...]) -> tuple[Any, ...]:
-    if not value:
-        _fail("must not be empty")
-    repeated = [v for i, v in enumerate(value) if v in value[:i]]
-    if repeated:
-        _fail(f"{_show(repeated[0])} is listed twice")
-    return value
-
-
-def _temperatures_before(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return value
-    if _is_number(value) and 0 <= value <= 1:
-        return (value,)
-    _fail(f"must be a number between 0 and 1, or a list of them, got {_show(value)}")
-
-
-def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
-    if not value:
-        _fail("must not be empty")
-    return value
-
-
-def _glob(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        _fail(f"must be a file name pattern like '*.mp3', got {_show(value)}")
-    if "/" in value:
-        _fail(f"{value!r} contains '/': patterns match single names, not paths")
-    return value
-
-
-def _output_name(value: Any) -> str:
-    if not isinstance(value, str):
-        _fail(f"must be a template like '{{stem}}', got {_show(value)}")
-    try:
-        fields = [(f, s, c) for _, f, s, c in string.Formatter().parse(value) if f is not None]
-    except ValueError as exc:
-        _fail(f"{value!r} is not a valid template ({exc}; write {{{{ or }}}} for a brace)")
-    for field, spec, conversion in fields:
-        if field not in PLACEHOLDERS:
-            known = " ".join(f"{{{p}}}" for p in PLACEHOLDERS)
-            _fail(f"unknown placeholder {{{field}}} in {value!r} (use {known})")
-        if spec or conversion:
-            _fail(f"placeholder {{{field}}} takes no format or conversion in {value!r}")
-    if "/" in value or "\\" in value:
-        _fail(f"{value!r} contains a slash: outputs are written next to each other, not below")
-    if ".." in value:
-        _fail(f"{value!r} contains '..'")
-    if not value.strip():
-        _fail("must not be empty")
-    if "stem" not in {f for f, _, _ in fields}:
-        _fail(f"{value!r} has no {{stem}}: every file of a folder would write the same outputs")
-    return value
-
-
-def _base(info: ValidationInfo) -> Path:
-    return (info.context or {}).get("base") or Path.cwd()
-
-
-def _absolute(value: str | os.PathLike[str], base: Path) -> Path:
-    try:
-        path = Path(value).expanduser()
-    except RuntimeError:  # '~' without a home directory
-        path = Path(value)
-    return Path(os.path.normpath(base / path))
-
-
-def _folder(value: Any, info: ValidationInfo) -> Path:
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
-        return _absolute(value, _base(info))
-    _fail(f"must be a folder path, got {_show(value)}")
-
-
-def _optional_folder(value: Any, info: ValidationInfo) -> Path | None:
-    return None if value is None else _folder(value, info)
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_ct2_dir(path: Path) -> bool:
-    """A CTranslate2 model directory (faster-whisper's format): model.bin + config.json."""
-    return _is_file(path / "model.bin") and _is_file(path / "config.json")
-
-
-def _model(value: Any, info: ValidationInfo) -> str:
-    """A model name, an imported name, a .pt checkpoint or a CTranslate2 directory.
-
-    Paths are stored absolute. Which engine can use which form is checked across fields
-    (:func:`_job_problems`) and, for imported names, when the model is loaded.
-    """
-    if not isinstance(value, str) or not value.strip():
-        _fail(f"must be a model name like 'base' or a .pt checkpoint path, got {_show(value)}")
-    value = value.strip()
-    if not info.context:  # built in code, not loaded: the models module checks it when used
-        return value
-    if value.endswith(".pt"):
-        path = _absolute(value, _base(info))
-        if _is_file(path):
-            return str(path)
-        _fail(f"checkpoint file {path} does not exist")
-    model_dir = info.context.get("model_dir")
-    if value in _official_models():
-        return value
-    if (
-        "/" not in value
-        and model_dir is not None
-        and (_is_file(model_dir / f"{value}.pt") or _is_ct2_dir(model_dir / f"{value}.ct2"))
-    ):
-        return value
-    if "/" in value or value.endswith(".ct2"):
-        path = _absolute(value, _base(info))
-        if _is_ct2_dir(path):
-            return str(path)
-        if path.is_dir():
-            _fail(f"{path} is not a CTranslate2 model directory (no model.bin and config.json)")
-    _fail(
-        f"{value!r} is not a Whisper model, a checkpoint file, or a model imported into "
-        f"{model_dir} (see 'whisperd models list')"
-    )
-
-
-def _vad_parameters(value: Any) -> dict[str, float]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        _fail(f"must be a mapping like {{threshold: 0.5}}, got {_show(value)}")
-    checked: dict[str, float] = {}
-    for key, number in value.items():
-        if key not in VAD_KEYS:
-            _fail(f"unknown VAD parameter {_show(key)} (use {', '.join(VAD_KEYS)})")
-        limit = 1 if key in _VAD_FRACTIONS else math.inf
-        if not (_is_number(number) and 0 <= number <= limit):
-            desc = "a number between 0 and 1" if limit == 1 else "a number ≥ 0"
-            _fail(f"{key} must be {desc}, got {_show(number)}")
-        checked[key] = number
-    return checked
-
-
-Count = Annotated[int, _number("an integer ≥ 1", lambda v: v >= 1, integer=True)]
-Threads = Annotated[int, _number("an integer ≥ 0", lambda v: v >= 0, integer=True)]
-OptionalCount = Annotated[
-    int | None, _number("an integer ≥ 1", lambda v: v >= 1, integer=True, null=True)
-]
-Seconds = Annotated[float, _number("a number ≥ 0", lambda v: v >= 0)]
-Positive = Annotated[float, _number("a number > 0", lambda v: v > 0)]
-OptionalPositive = Annotated[float | None, _number("a number > 0", lambda v: v > 0, null=True)]
-OptionalNumber = Annotated[float | None, _number("a number", lambda v: True, null=True)]
-Fraction = Annotated[float, _number("a number between 0 and 1", lambda v: 0 <= v <= 1)]
-OptionalFraction = Annotated[
-    float | None, _number("a number between 0 and 1", lambda v: 0 <= v <= 1, null=True)
-]
-Flag = Annotated[bool, BeforeValidator(_flag)]
-OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
-Device = Annotated[str, BeforeValidator(_device)]
-Language = Annotated[str | None, BeforeValidator(_language)]
-ModelRef = Annotated[str, BeforeValidator(_model)]
-Formats = Annotated[
-    tuple[Annotated[Format, _choice("a format", (*FORMATS, "all"))], ...],
-    BeforeValidator(_formats_before),
-    AfterValidator(_no_repeats),
-]
-Temperatures = Annotated[
-    tuple[Fraction, ...], BeforeValidator(_temperatures_before), AfterValidator(_non_empty)
-]
-Globs = Annotated[tuple[Annotated[str, BeforeValidator(_glob)], ...], AfterValidator(_non_empty)]
-OptionalGlobs = tuple[Annotated[str, BeforeValidator(_glob)], ...]
-OutputName = Annotated[str, BeforeValidator(_output_name)]
-Folder = Annotated[Path, BeforeValidator(_folder)]
-EngineName = Annotated[Engine, _choice("an engine", ENGINES)]
-ComputeTypeName = Annotated[ComputeType, _choice("a compute type", COMPUTE_TYPES)]
-VadParameters = Annotated[dict[str, float], BeforeValidator(_vad_parameters)]
-TaskName = Annotated[
-    Literal["transcribe", "translate"], _choice("a task", ("transcribe", "translate"))
-]
-PollMode = Annotated[
-    Literal["auto", "always", "never"], _choice("a poll mode", ("auto", "always", "never"))
-]
-SuccessAction = Annotated[
-    Literal["keep", "move", "delete"], _choice("an on_success action", ("keep", "move", "delete"))
-]
-LogLevel = Annotated[
-    Literal["debug", "info", "warning", "error"],
-    _choice("a log level", ("debug", "info", "warning", "error")),
-]
-LogFormat = Annotated[
-    Literal["auto", "json", "console"], _choice("a log format", ("auto", "json", "console"))
-]
-OptionalFolder = Annotated[Path | None, BeforeValidator(_optional_folder)]
 
 
 # --- the schema ---------------------------------------------------------------------------
@@ -802,184 +530,6 @@ def _validate_rules(
     return rules, errors
 
 
-# --- cross-field checks -------------------------------------------------------------------
-
-
-def model_name(model: str) -> str:
-    """A configured model's short name: a path's file or folder name without .pt / .ct2."""
-    if model.endswith(".pt") or "/" in model:
-        name = Path(model).name
-        return name.removesuffix(".pt").removesuffix(".ct2") or name
-    return model
-
-
-def _job_problems(job: JobSettings) -> list[tuple[tuple[str, ...], str]]:
-    """Combinations whisper cannot honour: (keys involved, preferred first; message)."""
-    problems: list[tuple[tuple[str, ...], str]] = []
-    name = model_name(job.model)
-    is_checkpoint = job.model.endswith(".pt")
-    if job.engine == "faster-whisper" and is_checkpoint:
-        problems.append((
-            ("model", "engine"),
-            f"faster-whisper cannot read the openai-whisper checkpoint {job.model!r}: give a "
-            "CTranslate2 model directory or a model imported with 'whisperd models import'",
-        ))  # fmt: skip
-    if job.engine == "openai-whisper" and "/" in job.model and not is_checkpoint:
-        problems.append((
-            ("model", "engine"),
-            f"{job.model!r} is a CTranslate2 directory: use engine faster-whisper, or import "
-            "it for openai-whisper with 'whisperd models import DIR --name NAME'",
-        ))  # fmt: skip
-    if name.endswith(".en"):
-        instead = (
-            f"use {name[:-3]!r}" if name[:-3] in _official_models() else "use a multilingual model"
-        )
-        if job.language not in (None, "en"):
-            problems.append((
-                ("language", "model"),
-                f"the English-only model {job.model!r} cannot transcribe language "
-                f"{job.language!r} ({instead}, or language en)",
-            ))  # fmt: skip
-        if job.task == "translate":
-            problems.append((
-                ("task", "model"),
-                f"the English-only model {job.model!r} cannot translate ({instead})",
-            ))  # fmt: skip
-    sub = job.subtitles
-    if sub.max_line_count is not None and sub.max_line_width is None:
-        problems.append((
-            ("subtitles.max_line_count", "subtitles.max_line_width"),
-            "max_line_count has no effect without max_line_width (whisper ignores it): set both",
-        ))  # fmt: skip
-    if sub.max_words_per_line is not None and sub.max_line_width is not None:
-        problems.append((
-            ("subtitles.max_words_per_line", "subtitles.max_line_width"),
-            "max_words_per_line has no effect with max_line_width (whisper ignores it): "
-            "set one of them",
-        ))  # fmt: skip
-    return problems
-
-
-def _real(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path
-
-
-def _config_problems(cfg: Config) -> list[tuple[Loc, str]]:
-    """Checks across sections: folder nesting, archive, retries, worker devices."""
-    problems: list[tuple[Loc, str]] = []
-    inbox, outbox = _real(cfg.inbox), _real(cfg.outbox)
-    if inbox == outbox:
-        problems.append((("outbox",), f"must not be the inbox ({cfg.inbox})"))
-    elif outbox.is_relative_to(inbox):
-        problems.append((("outbox",), f"must not be inside the inbox ({cfg.inbox})"))
-    elif inbox.is_relative_to(outbox):
-        problems.append((("inbox",), f"must not be inside the outbox ({cfg.outbox})"))
-    jobs = cfg.jobs
-    if jobs.on_success == "move" and jobs.archive_dir is None:
-        problems.append((("jobs", "archive_dir"), "required when jobs.on_success is move"))
-    if jobs.archive_dir is not None:
-        archive = _real(jobs.archive_dir)
-        for name, folder in (("inbox", inbox), ("outbox", outbox)):
-            if archive.is_relative_to(folder):
-                problems.append(
-                    (("jobs", "archive_dir"), f"must not be inside the {name} ({folder})")
-                )
-    if jobs.retry_backoff_max < jobs.retry_backoff:
-        problems.append((
-            ("jobs", "retry_backoff_max"),
-            f"must be ≥ jobs.retry_backoff ({jobs.retry_backoff:g}), "
-            f"got {jobs.retry_backoff_max:g}",
-        ))  # fmt: skip
-    seen: dict[str, int] = {}
-    for i, worker in enumerate(cfg.workers):
-        device = "cuda:0" if worker.device == "cuda" else worker.device
-        if device in seen:
-            problems.append((
-                ("workers", i, "device"),
-                f"{worker.device!r} is already used by workers[{seen[device]}] "
-                "(one worker per device)",
-            ))  # fmt: skip
-        seen.setdefault(device, i)
-    return problems
-
-
-def _located(problem: tuple[tuple[str, ...], str], prefix: Loc, pick: Callable[[str], bool]):
-    """Place a job problem at the first involved key that ``pick`` accepts, if any."""
-    keys, message = problem
-    for key in keys:
-        if pick(key):
-            return (*prefix, *key.split(".")), message
-    return None
-
-
-# --- messages -----------------------------------------------------------------------------
-
-_PLAIN_KEY = re.compile(r"[\w*?/+\-]+")
-
-
-def _format_loc(loc: Loc) -> str:
-    """``('folders', 'es', 'formats', 2)`` → ``folders.es.formats[2]``."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{part!r}]"
-    return text
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next(filter(None, map(_model_in, get_args(annotation))), None)
-
-
-def _known_keys(model: type[BaseModel] | None, loc: Loc) -> list[str]:
-    """The keys allowed in the mapping at ``loc`` (for 'did you mean')."""
-    for part in loc:
-        if isinstance(part, str):
-            field = model.model_fields.get(part) if model else None
-            model = _model_in(field.annotation) if field else None
-    return [k for k in model.model_fields if k != "path"] if model else []
-
-
-def _translate(exc: ValidationError, model: type[BaseModel]) -> list[tuple[Loc, str]]:
-    """Pydantic's errors as (location, readable message)."""
-    import difflib
-
-    found = []
-    for err in exc.errors(include_url=False):
-        loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
-        if kind == "whisperd":
-            message = err["ctx"]["message"]
-        elif kind == "extra_forbidden":
-            close = difflib.get_close_matches(str(loc[-1]), _known_keys(model, loc[:-1]), 1)
-            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif kind == "missing":
-            message = "required"
-        elif kind in ("model_type", "dict_type", "model_attributes_type"):
-            message = f"must be a mapping of key: value, got {_show(value)}"
-        elif kind in ("list_type", "tuple_type", "iterable_type"):
-            message = f"must be a list, got {_show(value)}"
-        elif kind == "too_short":
-            message = "must not be empty"
-        elif kind == "value_error":
-            message = str(err["ctx"]["error"])
-        else:
-            message = f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {_show(value)}"
-        found.append((loc, message))
-    return found
-
-
-def _line(loc: Loc, message: str) -> str:
-    return f"{_format_loc(loc)}: {message}" if loc else message
-
-
 # --- loading ------------------------------------------------------------------------------
 
 _SECTIONS = ("defaults", "folders", "watch", "jobs", "workers", "models", "log")
@@ -1037,35 +587,6 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
         ]
         raise ConfigError(path, [_line(loc, m) for loc, m in relabel])
     return cfg
-
-
-class _Loader(yaml.SafeLoader):
-    """yaml.safe_load, plus an error for a key written twice in one mapping."""
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key = (key_node.tag, key_node.value)
-                if key in first:
-                    seen = first[key]
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key_node.value!r} (first on line {seen + 1})",
-                        key_node.start_mark,
-                    )
-                first[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"YAML syntax error{where}: {problem}"
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -524,6 +524,6 @@ def test_loading_the_config_does_not_import_torch():
 def test_language_table_is_openai_whispers():
     import whisper.tokenizer
 
-    from daemon.config import _whisper_languages
+    from daemon.config_values import _whisper_languages
 
     assert _whisper_languages() == (whisper.tokenizer.LANGUAGES, whisper.tokenizer.TO_LANGUAGE_CODE)
