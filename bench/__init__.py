@@ -1,0 +1,1 @@
+"""whisperd's benchmark suite: ``python -m bench`` (see bench/README.md)."""

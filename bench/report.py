@@ -1,0 +1,169 @@
+"""The results table: Markdown for people, JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**NO**"
+
+
+def _targets(lines: list[str], targets: dict[str, bool]) -> None:
+    for name, flag in targets.items():
+        lines.append(f"- target {name}: {_ok(flag)}")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole run as Markdown."""
+    m = results["machine"]
+    lines = [
+        "# whisperd benchmark results",
+        "",
+        f"Run {results['started']} ({'smoke' if results['smoke'] else 'full'}), "
+        f"{results['duration_seconds']:.0f} s in all.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| CPU | {m['cpu']} ({m['cores_logical']} logical / {m['cores_physical']} physical) |",
+        f"| memory | {m['memory_gb']} GiB |",
+        f"| GPU | {m['gpu'] or 'none (torch.cuda unavailable)'} |",
+        f"| torch / threads | {m['torch']} / {m['torch_threads']} |",
+        f"| whisperd | {m['whisperd']} (Python {m['python']}) |",
+        f"| model / engine | {m['model']} / {m['engine']} |",
+    ]
+    parts = results["parts"]
+    if "throughput" in parts:
+        t = parts["throughput"]
+        lines += [
+            "",
+            "## 1. Bulk throughput",
+            "",
+            f"{t['files']} files, {t['audio_seconds']} s of audio, audio seconds per wall second "
+            "(higher is better). a: `whisper` CLI per file; b: raw openai-whisper, one process; "
+            "c: `whisperd run` (stability window included).",
+            "",
+            "| round | a rate | b rate | c rate | c/a | c/b |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for i, r in enumerate(t["rounds"]):
+            lines.append(f"| {i + 1} | {r['a_rate']:.2f} | {r['b_rate']:.2f} | {r['c_rate']:.2f} "
+                         f"| {r['c_over_a']:.2f} | {r['c_over_b']:.2f} |")  # fmt: skip
+        med = t["median"]
+        lines.append(f"| median | {med['a_rate']:.2f} | {med['b_rate']:.2f} | {med['c_rate']:.2f} "
+                     f"| {med['c_over_a']:.2f} | {med['c_over_b']:.2f} |")  # fmt: skip
+        lines.append("")
+        _targets(lines, t["targets"])
+        mem = t["memory"]
+        lines += [
+            "",
+            "## 5. Memory (service during the throughput run)",
+            "",
+            f"RSS after READY {mem['rss_after_ready_mb']} MB; peak RSS {mem['peak_rss_mb']} MB "
+            "(sampled every 0.2 s, children included).",
+        ]
+    if "latency" in parts:
+        lat = parts["latency"]
+        lines += [
+            "",
+            "## 2. Latency",
+            "",
+            f"`{lat['clip']}` renamed into the inbox → its last output, minus "
+            f"stable_seconds ({lat['stable_seconds']} s); service warm.",
+            "",
+            "| mode | drops | median latency s | median pipeline s |",
+            "| --- | --- | --- | --- |",
+        ]
+        for mode in ("inotify", "polling"):
+            if mode in lat:
+                x = lat[mode]
+                lines.append(f"| {mode} | {len(x['drops'])} | {x['median_latency_seconds']:.2f} "
+                             f"| {x['median_processing_seconds']} |")  # fmt: skip
+    if "scale" in parts:
+        s = parts["scale"]
+        lines += [
+            "",
+            "## 3. Scale and idle cost",
+            "",
+            f"Already-done files in nested folders; idle CPU over {s['idle_window_seconds']} s. "
+            f"Start-up on an empty inbox: {s['empty_inbox_startup_seconds']} s.",
+            "",
+            "| files | mode | start → READY s | RSS MB | idle CPU % of a core | queued |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for key, x in s.items():
+            if not key.isdigit():
+                continue
+            for mode in ("inotify", "polling"):
+                y = x[mode]
+                lines.append(f"| {x['files']} | {mode} | {y['startup_seconds']} | {y['rss_mb']} "
+                             f"| {y['idle_cpu_percent']} | {y['queued_by_service']} |")  # fmt: skip
+        lines.append("")
+        _targets(lines, s["targets"])
+    if "accuracy" in parts:
+        a = parts["accuracy"]
+        lines += [
+            "",
+            "## 4. Accuracy",
+            "",
+            "| model/language | clips | WER service % | WER raw % | identical | service side |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for key, x in a.items():
+            if key == "targets":
+                continue
+            lines.append(f"| {key} | {x['clips']} | {x['wer_service']} | {x['wer_raw']} "
+                         f"| {x['identical']}/{x['clips']} | {x['service_source']} |")  # fmt: skip
+        lines.append("")
+        _targets(lines, a["targets"])
+    if "engines" in parts:
+        e = parts["engines"]
+        lines += ["", "## 6. Engines (faster-whisper vs openai-whisper)", ""]
+        if not e.get("available"):
+            lines.append(f"not available: {e.get('reason')}")
+        else:
+            lines += [
+                f"Model {e['model']}, beam 5, {e['clips']} Spanish clips ({e['audio_seconds']} s), "
+                f"{e['rounds']} round(s); faster-whisper at compute_type auto (int8 on CPU).",
+                "",
+                "Wall: the whole `transcribe` command (interpreter start-up included), or `run`'s"
+                " drop → last output (stability window included). Busy: the pipeline's own"
+                " seconds (transcribe: sum of processing_seconds in the JSON) or first job start"
+                " → last job end in the ledger (run). Model loading is in both.",
+                "",
+                "| command | engine | median wall s | median busy s | WER % |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            for mode in ("transcribe", "run"):
+                for engine in ("openai-whisper", "faster-whisper"):
+                    x = e[f"{mode}:{engine}"]
+                    lines.append(f"| whisperd {mode} | {engine} | {x['median_seconds']} "
+                                 f"| {x['median_busy_seconds']} | {x['wer']} |")  # fmt: skip
+            lines += [
+                "",
+                "Speed-up of faster-whisper (openai time / faster time, median of rounds): "
+                f"transcribe {e['transcribe_busy_speedup_faster_over_openai']}× busy "
+                f"({e['transcribe_speedup_faster_over_openai']}× wall), "
+                f"run {e['run_busy_speedup_faster_over_openai']}× busy "
+                f"({e['run_speedup_faster_over_openai']}× wall).",
+            ]
+            target = min(e["transcribe_busy_speedup_faster_over_openai"],
+                         e["run_busy_speedup_faster_over_openai"])  # fmt: skip
+            lines.append(f"- target faster-whisper ≥ 3× openai-whisper (busy): "
+                         f"{'yes' if target >= 3 else '**NO**'}")  # fmt: skip
+    for name, err in results.get("errors", {}).items():
+        lines += ["", f"**part {name} failed**: {err}"]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """latest.md and latest.json in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "latest.md", out / "latest.json"
+    md.write_text(markdown(results), encoding="utf-8")
+    js.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return md, js

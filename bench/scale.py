@@ -1,0 +1,154 @@
+"""Part 3: start-up reconciliation, RSS and idle CPU with a large, already-done inbox.
+
+The tree is ``folders × 10 subfolders × N`` tiny ``*.wav`` files (not audio: they are done).
+The ledger is filled before the start: :meth:`Ledger.enqueue_many` with each file's
+fingerprint as the service computes it (size, mtime_ns, inode on a local disk), then one SQL
+``UPDATE`` marks every row done (the ledger has no bulk "complete"; claim/complete per file
+would take one fsync each). Then, for inotify and polling, the service is started (process
+start → READY=1 is the start-up time: the reconciliation scan runs before READY), its RSS
+read after READY (no model is loaded yet), and its CPU time measured over an idle window with
+both services running side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+SUBFOLDERS = 10
+
+
+def make_tree(inbox: Path, files: int) -> list[tuple[str, Any]]:
+    """Create the tree; (inbox-relative path, ledger Fingerprint) of every file."""
+    from daemon.fsinfo import is_network_fs
+    from daemon.ledger import Fingerprint
+
+    use_inode = not is_network_fs(inbox)
+    per_sub = max(1, min(100, files // (SUBFOLDERS * 10)))
+    folders = max(1, files // (SUBFOLDERS * per_sub))
+    versions = []
+    payload = b"RIFF-not-audio-0"
+    for f in range(folders):
+        for s in range(SUBFOLDERS):
+            rel_dir = f"d{f:03d}/s{s:02d}"
+            os.makedirs(inbox / rel_dir)
+            for n in range(per_sub):
+                rel = f"{rel_dir}/f{n:03d}.wav"
+                fd = os.open(inbox / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.write(fd, payload)
+                os.close(fd)
+                st = os.stat(inbox / rel)
+                versions.append((rel, Fingerprint.from_stat(st, use_inode=use_inode)))
+    return versions
+
+
+def fill_ledger(state: Path, versions: list[tuple[str, Any]], model: str) -> float:
+    """Every version known and done; seconds taken."""
+    from daemon.ledger import FILENAME, open_ledger
+
+    started = time.monotonic()
+    with open_ledger(state) as ledger:
+        ledger.enqueue_many(versions, model=model, settings_json="{}")
+    with sqlite3.connect(state / FILENAME) as conn:
+        now = time.time()
+        conn.execute(
+            "UPDATE jobs SET state = 'done', started_at = ?, finished_at = ?, updated_at = ?, "
+            "progress = 1 WHERE state = 'queued'",
+            (now, now, now),
+        )
+    conn.close()
+    return time.monotonic() - started
+
+
+def queued(state: Path) -> int:
+    """Rows the service queued (must be 0: every file was known)."""
+    from daemon.ledger import open_ledger
+
+    with open_ledger(state, readonly=True) as ledger:
+        counts = ledger.counts()
+    return counts["queued"] + counts["running"]
+
+
+def measure(work: Path, files: int, *, model: str, idle_seconds: float) -> dict[str, Any]:
+    """One tree size: create, fill, start both modes, measure."""
+    root = work / f"scale{files}"
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    started = time.monotonic()
+    versions = make_tree(inbox, files)
+    created = time.monotonic() - started
+    filled = fill_ledger(root / "var-template", versions, model)
+    out: dict[str, Any] = {"files": len(versions), "create_seconds": round(created, 1),
+                           "ledger_fill_seconds": round(filled, 1)}  # fmt: skip
+    services: dict[str, common.Service] = {}
+    try:
+        for mode, watch in (("inotify", ""), ("polling", "watch: {poll: always}\n")):
+            mroot = root / mode
+            mroot.mkdir()
+            state = mroot / "var"
+            shutil.copytree(root / "var-template", state)
+            config = mroot / "whisperd.yaml"
+            config.write_text(
+                f"inbox: {inbox}\noutbox: {mroot / 'outbox'}\nstate_dir: {state}\n"
+                f"model_dir: {common.MODELS}\ndefaults: {{model: {model}, language: en}}\n" + watch,
+                encoding="utf-8",
+            )
+            service = common.Service(mroot, config)
+            services[mode] = service
+            ready = service.start()
+            time.sleep(1.0)
+            out[mode] = {"startup_seconds": round(ready, 2),
+                         "rss_mb": round(common.tree_rss(service.pid) / 2**20, 1)}  # fmt: skip
+        before = {mode: common.tree_cpu(s.pid) for mode, s in services.items()}
+        t0 = time.monotonic()
+        time.sleep(idle_seconds)
+        window = time.monotonic() - t0
+        for mode, s in services.items():
+            cpu = common.tree_cpu(s.pid) - before[mode]
+            out[mode]["idle_cpu_percent"] = round(100.0 * cpu / window, 3)
+    finally:
+        for s in services.values():
+            s.stop()
+    for mode in services:
+        out[mode]["queued_by_service"] = queued(root / mode / "var")
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def baseline(work: Path, model: str) -> float:
+    """Start-up time on an empty inbox: interpreter, imports, ledger, watcher."""
+    root = work / "empty"
+    root.mkdir(parents=True)
+    config = common.write_config(root, model=model, language="en")
+    with common.Service(root, config) as service:
+        ready = service.start()
+    shutil.rmtree(root, ignore_errors=True)
+    return round(ready, 2)
+
+
+def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dict[str, Any]:
+    """Every size in turn; targets checked on the largest."""
+    result: dict[str, Any] = {"idle_window_seconds": idle_seconds,
+                              "empty_inbox_startup_seconds": baseline(work, model)}  # fmt: skip
+    for files in sizes:
+        result[str(files)] = measure(work, files, model=model, idle_seconds=idle_seconds)
+    largest = result[str(max(sizes))]
+    modes = ("inotify", "polling")
+    result["targets"] = {
+        f"startup {max(sizes)} files < 30 s": all(
+            largest[m]["startup_seconds"] < 30 for m in modes
+        ),
+        "idle CPU < 2% of a core": all(
+            result[str(n)][m]["idle_cpu_percent"] < 2 for n in sizes for m in modes
+        ),
+        "RSS without the model < 300 MB": all(
+            result[str(n)][m]["rss_mb"] < 300 for n in sizes for m in modes
+        ),
+    }
+    return result

@@ -1,0 +1,49 @@
+"""``python -m bench --smoke``: every part runs in seconds and writes a sane results table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.real_model
+def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+    markdown = (tmp_path / "latest.md").read_text(encoding="utf-8")
+
+    assert data["smoke"] is True and data["errors"] == {}
+    machine = data["machine"]
+    assert machine["cores_logical"] >= 1 and machine["torch"] and machine["whisperd"]
+    assert machine["model"] == "tiny.en"
+
+    parts = data["parts"]
+    assert set(parts) == {"throughput", "latency", "scale", "accuracy", "engines"}
+    t = parts["throughput"]
+    for key in ("a_rate", "b_rate", "c_rate", "c_over_a", "c_over_b"):
+        assert t["median"][key] > 0, key
+    assert t["memory"]["peak_rss_mb"] >= t["memory"]["rss_after_ready_mb"] > 0
+
+    assert parts["latency"]["inotify"]["median_latency_seconds"] > -1.0
+    scale = parts["scale"]["200"]
+    for mode in ("inotify", "polling"):
+        assert scale[mode]["startup_seconds"] > 0 and scale[mode]["rss_mb"] > 0
+        assert scale[mode]["idle_cpu_percent"] >= 0
+        assert scale[mode]["queued_by_service"] == 0  # every file was known and done
+    accuracy = parts["accuracy"]["tiny.en/en"]
+    assert accuracy["clips"] == 1 and 0 <= accuracy["wer_service"] <= 100
+
+    for heading in ("## Machine", "## 1. Bulk throughput", "## 2. Latency",
+                    "## 3. Scale and idle cost", "## 4. Accuracy", "## 5. Memory",
+                    "## 6. Engines"):  # fmt: skip
+        assert heading in markdown
