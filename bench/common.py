@@ -229,10 +229,24 @@ class Service:
                 self.messages.append(message)
                 if "READY=1" in message.splitlines():
                     self.ready_seconds = time.monotonic() - started
+                    # Keep reading, as systemd does, so the service's sends never find the
+                    # queue full.
+                    threading.Thread(target=self._drain, daemon=True).start()
                     return self.ready_seconds
             if self.proc.poll() is not None:
                 raise RuntimeError(f"whisperd exited with {self.proc.returncode}: {self.log()}")
         raise TimeoutError("whisperd did not become ready")
+
+    def _drain(self) -> None:
+        sock = self.sock
+        while sock is not None and sock.fileno() != -1:
+            try:
+                message = sock.recv(65536).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append(message)
 
     @property
     def pid(self) -> int:

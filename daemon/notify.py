@@ -25,7 +25,6 @@ import structlog
 log = structlog.get_logger(__name__)
 
 # A send blocks only while systemd's receive queue is full; never hang the service on it.
-SEND_TIMEOUT = 1.0
 
 
 def _one_line(text: str) -> str:
@@ -79,7 +78,11 @@ class Notifier:
         self.watchdog_interval = _watchdog_interval(env, os.getpid()) if self.enabled else None
         if self.enabled:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec
-            self._sock.settimeout(SEND_TIMEOUT)
+            # Non-blocking: with a full receive queue (systemd not reading) a message is
+            # dropped at once. A send timeout would spin: Python waits for POLLOUT, which an
+            # AF_UNIX datagram socket reports while the peer's queue is full, so the retry
+            # loop burns a core for the whole timeout.
+            self._sock.setblocking(False)
 
     def ready(self, status: str = "") -> None:
         """Startup finished (Type=notify: systemctl start returns now)."""

@@ -181,18 +181,17 @@ def test_socket_removed_midway_logs_once_and_recovers(short_tmp: Path) -> None:
 
 
 @pytest.mark.timeout(30)  # without the send timeout this blocks forever
-def test_receiver_not_reading_does_not_hang(short_tmp: Path) -> None:
-    """A full receive queue (systemd stuck) makes sends time out instead of blocking forever."""
+def test_receiver_not_reading_neither_hangs_nor_spins(short_tmp: Path) -> None:
+    """A full receive queue (systemd stuck): messages are dropped at once, no CPU burnt."""
     path = short_tmp / "notify.sock"
     fake = FakeSystemd(str(path))
     n = Notifier({"NOTIFY_SOCKET": str(path)})
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     with capture_logs() as logs:
         for _ in range(2000):  # far more than the default datagram queue (max_dgram_qlen)
             n.watchdog()
-            if logs:
-                break
     assert [e["event"] for e in logs] == ["cannot notify systemd; carrying on"]
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 2
+    assert time.process_time() - cpu < 1  # the old 1 s send timeout spun for a second a send
     n.close()
     fake.sock.close()
