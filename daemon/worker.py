@@ -258,8 +258,10 @@ def _write_error_file(cfg: Config, job: Job, source: Path, error: str) -> None:
         f"    whisperd retry {_shell_quote(job.path)}\n"
     )
     try:
-        outputs.write_atomic(_error_file(cfg, source), text)
-    except WhisperdError as err:
+        target = _error_file(cfg, source)
+        target.parent.mkdir(parents=True, exist_ok=True)  # the folder may have no outputs yet
+        outputs.write_atomic(target, text)
+    except (WhisperdError, OSError) as err:
         log.error("error_file_failed", error=str(err))
 
 

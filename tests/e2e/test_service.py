@@ -250,11 +250,13 @@ def test_inbox_removed_and_recreated(service: Service):
 def test_bad_files_get_error_txt_and_the_service_keeps_going(service: Service, tmp_path: Path):
     (service.inbox / "notes.mp3").write_text("this is not audio at all\n" * 50)
     (service.inbox / "empty.wav").write_bytes(b"")
+    (service.inbox / "sub" / "dir").mkdir(parents=True)  # no output was ever written there
+    (service.inbox / "sub" / "dir" / "zero.wav").write_bytes(b"")
     good = audio(tmp_path / "good.mp3", seconds=3.0)
     (service.inbox / "corrupt.mp3").write_bytes(good.read_bytes()[:64] + os.urandom(20000))
     video(service.inbox / "silent-movie.mp4", seconds=1.0, with_audio=False)
     service.start()
-    wait_for(lambda: service.all_settled(4), timeout=60)
+    wait_for(lambda: service.all_settled(5), timeout=60)
     audio(service.inbox / "after.wav", seconds=0.5)
     wait_for(lambda: service.states().get("after.wav") == "done")
     states = service.states()
@@ -263,9 +265,10 @@ def test_bad_files_get_error_txt_and_the_service_keeps_going(service: Service, t
         "empty.wav": "empty",
         "corrupt.mp3": "",
         "silent-movie.mp4": "no audio stream",
+        "sub/dir/zero.wav": "empty",
     }.items():
         assert states[name] == "failed", (name, states)
-        stem = Path(name).stem
+        stem = Path(name).with_suffix("").as_posix()
         error = (service.outbox / f"{stem}.error.txt").read_text(encoding="utf-8")
         assert error.startswith(f"whisperd could not transcribe: {name}\n")
         assert words in error
@@ -273,12 +276,12 @@ def test_bad_files_get_error_txt_and_the_service_keeps_going(service: Service, t
         assert not (service.outbox / f"{stem}.srt").exists()
     failures = service.status()["recent_failures"]
     assert {f["path"] for f in failures} == {"notes.mp3", "empty.wav", "corrupt.mp3",
-                                             "silent-movie.mp4"}  # fmt: skip
+                                             "silent-movie.mp4", "sub/dir/zero.wav"}  # fmt: skip
     assert all(f["attempts"] == 3 for f in failures)  # jobs.max_attempts
     # A failed version is not tried again by itself, but `retry` queues it again.
-    assert service.cli("retry", "--failed").stdout.startswith("4 failed files queued again")
-    wait_for(lambda: service.states()["empty.wav"] == "queued" or service.all_settled(5))
-    wait_for(lambda: service.all_settled(5))
+    assert service.cli("retry", "--failed").stdout.startswith("5 failed files queued again")
+    wait_for(lambda: service.states()["empty.wav"] == "queued" or service.all_settled(6))
+    wait_for(lambda: service.all_settled(6))
     [again] = service.history("empty.wav")
     assert (again.state, again.attempts) == ("failed", 3)  # three fresh attempts after retry
 
