@@ -10,7 +10,6 @@ languages and models), read without importing torch or faster-whisper.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
+from daemon import whisper_parts
 from daemon.config_errors import _fail, _show
 from daemon.errors import ConfigError
 
@@ -91,21 +91,14 @@ def _device(value: Any) -> str:
 
 @functools.cache
 def _whisper_languages() -> tuple[dict[str, str], dict[str, str]]:
-    """openai-whisper's own language table, read without importing torch.
-
-    ``import whisper.tokenizer`` runs whisper/__init__.py, which imports torch and numba
-    (~250 MB of RSS for a service that may never load a model). whisper/tokenizer.py itself
-    needs only tiktoken, so it is loaded on its own from the installed package.
-    """
-    spec = importlib.util.find_spec("whisper")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("openai-whisper", ["the openai-whisper package is not installed"])
-    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.py"
-    loader_spec = importlib.util.spec_from_file_location("_whisperd_whisper_tokenizer", path)
-    assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
-    loader_spec.loader.exec_module(module)
-    return module.LANGUAGES, module.TO_LANGUAGE_CODE
+    """openai-whisper's own language table, read without importing torch."""
+    try:
+        tokenizer = whisper_parts.load("tokenizer")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "openai-whisper", ["the openai-whisper package is not installed"]
+        ) from None
+    return tokenizer.LANGUAGES, tokenizer.TO_LANGUAGE_CODE
 
 
 @functools.cache

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from daemon import __version__
+from daemon import __version__, whisper_parts
 from daemon.errors import OutputPathError, OutputWriteError
 from daemon.transcript import Segment, Transcript, Word
 
@@ -360,9 +360,9 @@ def render(
     """
     if fmt == "json":
         return render_json(transcript, meta)
-    from whisper.utils import WriteSRT, WriteTSV, WriteTXT, WriteVTT  # imports torch: ~2 s
-
-    writers = {"txt": WriteTXT, "srt": WriteSRT, "vtt": WriteVTT, "tsv": WriteTSV}
+    utils = whisper_parts.load("utils")  # whisper.utils, without importing torch
+    writers = {"txt": utils.WriteTXT, "srt": utils.WriteSRT, "vtt": utils.WriteVTT,
+               "tsv": utils.WriteTSV}  # fmt: skip
     if fmt not in writers:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
     options = {

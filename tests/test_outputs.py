@@ -473,3 +473,24 @@ def test_cleanup_temp_files(tmp_path: Path) -> None:
 def test_render_txt_is_whisper_txt() -> None:
     out = io.StringIO(render(make_transcript(False), "txt", subtitles=PLAIN, meta={}))
     assert out.read().endswith("です\n")
+
+
+def test_rendering_does_not_import_torch():
+    """The faster-whisper engine and an idle service never need torch for writing files."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from daemon.outputs import SubtitleOptions, render\n"
+        "from daemon.transcript import Segment, Transcript\n"
+        "t = Transcript(text='hi', language='en', language_probability=None, duration=1.0,\n"
+        "    segments=(Segment(id=0, start=0.0, end=1.0, text=' hi'),), model='m', engine='e')\n"
+        "out = render(t, 'srt', subtitles=SubtitleOptions(), meta={})\n"
+        "print(repr(out), 'torch' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.stdout.strip() == "'1\\n00:00:00,000 --> 00:00:01,000\\nhi\\n\\n' False", (
+        result.stderr
+    )
