@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"),
                         help="where latest.md and latest.json go")  # fmt: skip
     parser.add_argument("--model", default="tiny.en", help="model for parts 1-3 (default tiny.en)")
-    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="throughput and engines rounds (default 2)"
+    )
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="audio per throughput contender (default 10)")  # fmt: skip
     parser.add_argument("--work", help="scratch folder (default: a temporary one, removed)")
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         "scale": lambda d: scale.run(
             d, model=args.model, sizes=[200] if smoke else [10_000, 100_000],
             idle_seconds=5.0 if smoke else 60.0),
-        "engines": lambda d: engines.run(d, model="base", smoke=smoke, rounds=1, ctx=ctx),
+        "engines": lambda d: engines.run(
+            d, model="base", smoke=smoke, rounds=1 if smoke else args.rounds, ctx=ctx
+        ),
         "accuracy": lambda d: accuracy.run(
             d, models=[args.model] if smoke else sorted({args.model, "tiny.en", "base"}),
             smoke=smoke, ctx=ctx),

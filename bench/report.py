@@ -22,8 +22,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# whisperd benchmark results",
         "",
-        f"Run {results['started']} ({'smoke' if results['smoke'] else 'full'}), "
-        f"{results['duration_seconds']:.0f} s in all.",
+        (
+            "Parts from separate runs: "
+            + "; ".join(f"{parts} at {when}" for parts, when in results["runs"].items())
+            if "runs" in results
+            else f"Run {results['started']} ({'smoke' if results['smoke'] else 'full'})"
+        )
+        + f", {results['duration_seconds']:.0f} s in all.",
         "",
         "## Machine",
         "",
