@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import platform
@@ -16,47 +15,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from tests.speech import SPEECH, Clip, clips  # noqa: F401 - re-exported for the parts
+from tests.speech import wer as speech_wer
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-SPEECH = ROOT.parent / "shared" / "speech"
 PYTHON = sys.executable
 WHISPER_CLI = str(Path(sys.executable).with_name("whisper"))
 FORMATS = ("txt", "srt", "vtt", "tsv", "json")
 SHIPPED_STABLE_SECONDS = 5.0  # watch.stable_seconds default (config/whisperd.yaml)
 
 
-@dataclass(frozen=True)
-class Clip:
-    """One shared speech clip (tests/speech.py reads the same manifest)."""
-
-    path: Path
-    language: str
-    duration: float
-    reference: str
-
-
-def clips(language: str | None = None) -> list[Clip]:
-    """The shared clips (../shared/speech/manifest.tsv), optionally of one language."""
-    with open(SPEECH / "manifest.tsv", encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    found = [
-        Clip(SPEECH / r["file"], r["language"], float(r["duration_seconds"]),
-             r["reference_transcript"])
-        for r in rows
-    ]  # fmt: skip
-    return [c for c in found if language is None or c.language == language]
-
-
 def wer(references: list[str], hypotheses: list[str], language: str) -> float:
     """Corpus WER in percent with whisper's normalisers (as tests/speech.py)."""
-    from tests.speech import wer as speech_wer
-
     return round(speech_wer(references, hypotheses, language), 2)
 
 
