@@ -36,13 +36,14 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from daemon import ct2
+from daemon import ct2, outputs
 from daemon.errors import (
     ModelChecksumError,
     ModelDownloadError,
     ModelError,
     ModelImportError,
     ModelNotFoundError,
+    OutputWriteError,
 )
 
 log = structlog.get_logger(__name__)
@@ -225,16 +226,11 @@ def import_model(
 
 
 def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    tmp = path.with_name(f".{path.name}.whisperd-tmp")
+    """outputs.write_atomic (temp file, fsync, rename, fsync the folder), as an import error."""
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise ModelImportError(f"cannot write {path}: {err.strerror or err}") from None
+        outputs.write_atomic(path, data)
+    except OutputWriteError as err:
+        raise ModelImportError(f"cannot write the model: {err}") from None
 
 
 def _copy_ct2(source: ct2.Ct2Source, target: Path) -> None:

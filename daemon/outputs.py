@@ -422,7 +422,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
+def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
     """Write ``data`` (str as UTF-8) to ``path`` so readers see the old file or the whole new one.
 
     The temp file ``.<name>.<random>.whisperd-tmp`` sits in the same folder (same

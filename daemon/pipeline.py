@@ -50,14 +50,18 @@ def plan_outputs(
     is_media: Callable[[str], bool],
 ) -> dict[str, Path]:
     """The output file of each requested format for ``source`` (no I/O beyond listing siblings)."""
+    stem = source_stem(source, is_media)
+    name = outputs.fit_stem(settings.output_stem(stem, source.suffix, language))
+    return outputs.output_paths(out_dir, name, settings.formats)
+
+
+def source_stem(source: Path, is_media: Callable[[str], bool]) -> str:
+    """The stem of ``source``'s outputs: its full name when a sibling has the same stem."""
     try:
         siblings = os.listdir(source.parent)
     except OSError:
         siblings = []
-    collides = outputs.colliding_stem(source, siblings, is_media)
-    stem = outputs.source_stem(source, collides)
-    name = outputs.fit_stem(settings.output_stem(stem, source.suffix, language))
-    return outputs.output_paths(out_dir, name, settings.formats)
+    return outputs.source_stem(source, outputs.colliding_stem(source, siblings, is_media))
 
 
 def settings_record(settings: JobSettings) -> dict:

@@ -238,9 +238,7 @@ class Worker:
 
 
 def _error_file(cfg: Config, source: Path) -> Path:
-    siblings = os.listdir(source.parent) if source.parent.is_dir() else []
-    is_media = pipeline.media_matcher(cfg.watch.include)
-    stem = outputs.source_stem(source, outputs.colliding_stem(source, siblings, is_media))
+    stem = pipeline.source_stem(source, pipeline.media_matcher(cfg.watch.include))
     return outputs.mirror_dir(cfg.inbox, cfg.outbox, source) / (
         outputs.fit_stem(stem) + ERROR_SUFFIX
     )
