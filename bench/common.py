@@ -187,7 +187,6 @@ class Service:
         self.sock.bind(str(sock_path))
         self.sock.settimeout(0.05)
         env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(ROOT)}
-        env.pop("WHISPERD_TEST_ENGINE", None)
         log = open(self.root / "service.log", "ab")  # noqa: SIM115 - the child holds it
         started = time.monotonic()
         self.proc = subprocess.Popen(

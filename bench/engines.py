@@ -45,7 +45,7 @@ def available(work: Path, model: str) -> str | None:
 
 def busy_seconds(state: Path) -> float:
     """First job start → last job end, from the service's ledger (read-only)."""
-    from daemon.ledger import open_ledger
+    from daemon.queue import open_ledger
 
     with open_ledger(state, readonly=True) as ledger:
         jobs = [j for j in ledger.history() if j.state == "done"]

@@ -26,10 +26,10 @@ SUBFOLDERS = 10
 
 def make_tree(inbox: Path, files: int) -> list[tuple[str, Any]]:
     """Create the tree; (inbox-relative path, ledger Fingerprint) of every file."""
-    from daemon.fsinfo import is_network_fs
-    from daemon.ledger import Fingerprint
+    from daemon.intake import facts
+    from daemon.version import VersionPolicy
 
-    use_inode = not is_network_fs(inbox)
+    policy = VersionPolicy(use_inode=facts(inbox).stable_inodes)
     per_sub = max(1, min(100, files // (SUBFOLDERS * 10)))
     folders = max(1, files // (SUBFOLDERS * per_sub))
     versions = []
@@ -44,13 +44,13 @@ def make_tree(inbox: Path, files: int) -> list[tuple[str, Any]]:
                 os.write(fd, payload)
                 os.close(fd)
                 st = os.stat(inbox / rel)
-                versions.append((rel, Fingerprint.from_stat(st, use_inode=use_inode)))
+                versions.append((rel, policy.of(st)))
     return versions
 
 
 def fill_ledger(state: Path, versions: list[tuple[str, Any]], model: str) -> float:
     """Every version known and done; seconds taken."""
-    from daemon.ledger import FILENAME, open_ledger
+    from daemon.queue import FILENAME, open_ledger
 
     started = time.monotonic()
     with open_ledger(state) as ledger:
@@ -68,7 +68,7 @@ def fill_ledger(state: Path, versions: list[tuple[str, Any]], model: str) -> flo
 
 def queued(state: Path) -> int:
     """Rows the service queued (must be 0: every file was known)."""
-    from daemon.ledger import open_ledger
+    from daemon.queue import open_ledger
 
     with open_ledger(state, readonly=True) as ledger:
         counts = ledger.counts()

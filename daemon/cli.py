@@ -1,18 +1,20 @@
-"""The ``whisperd`` command: argument parsing and exit codes; the work is in the modules."""
+"""The ``whisperd`` command: argument parsing and exit codes.
+
+The work of each command is in :mod:`daemon.commands` (``run``: :mod:`daemon.service`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from daemon import __version__
-from daemon import config as config_mod
 from daemon import log as logsetup
+from daemon.config import Config, builtin_config, find_config, load_config
 from daemon.errors import AlreadyRunningError, ConfigError, WhisperdError
 
 
@@ -95,131 +97,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Exit.INTERRUPTED
 
 
-def _test_engine_hook(env: dict[str, str] | os._Environ[str]) -> None:
-    """WHISPERD_TEST_ENGINE=module:Class replaces every engine (tests only: a fast fake)."""
-    spec = env.get("WHISPERD_TEST_ENGINE")
-    if not spec:
-        return
-    import importlib
-
-    from daemon import engine
-
-    module, _, cls = spec.partition(":")
-    factory = getattr(importlib.import_module(module), cls)
-    for name in list(engine.ENGINES):
-        engine.ENGINES[name] = factory
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
-    _test_engine_hook(os.environ)
     logsetup.setup("warning")  # until the configuration says otherwise; logs go to stderr
     if command == "models":
         return _models(args)
     if command == "transcribe":
-        from daemon import transcribe_cmd
+        from daemon.commands import transcribe
 
         cfg = _load(args.config, required=False)
         logsetup.setup(cfg.log.level, cfg.log.format)
-        return transcribe_cmd.run(cfg, args)
+        return transcribe.run(cfg, args)
     cfg = _load(args.config)
     logsetup.setup(cfg.log.level if command == "run" else "warning", cfg.log.format)
     if command == "check-config":
         print(f"{cfg.path}: OK")
         return Exit.OK
     if command == "explain":
-        return _explain(cfg, args.path)
-    from daemon import service
+        from daemon.commands import explain
 
+        return explain.run(cfg, args.path)
     if command == "run":
+        from daemon import service
+
         return service.run(cfg)
     if command == "status":
-        return service.status(cfg, as_json=args.json)
+        from daemon.commands import status
+
+        return status.show(cfg, as_json=args.json)
     if command == "retry":
         if not args.paths and not args.failed:
             print("whisperd retry: name files or folders, or pass --failed", file=sys.stderr)
             return Exit.USAGE
-        return service.retry(cfg, args.paths or None)
+        from daemon.commands import retry
+
+        return retry.run(cfg, args.paths or None)
     raise AssertionError(command)
 
 
-def _load(explicit: str | None, *, required: bool = True) -> config_mod.Config:
+def _load(explicit: str | None, *, required: bool = True) -> Config:
     try:
-        path = config_mod.find_config(explicit, os.environ)
+        path = find_config(explicit, os.environ)
     except ConfigError:
         if required or explicit:
             raise
-        return config_mod.builtin_config()
-    return config_mod.load_config(path)
-
-
-def _explain(cfg: config_mod.Config, given: str) -> int:
-    from daemon.pipeline import media_matcher, plan_outputs
-
-    path = Path(given)
-    absolute = path if path.is_absolute() else (Path.cwd() / path)
-    try:
-        rel = PurePosixPath(Path(os.path.abspath(absolute)).relative_to(cfg.inbox).as_posix())
-    except ValueError:
-        rel = PurePosixPath(given)  # taken as inbox-relative
-    source = cfg.inbox / rel
-    resolved = cfg.resolve(rel.parent)
-    settings = resolved.settings
-    from daemon.outputs import mirror_dir
-
-    out_dir = mirror_dir(cfg.inbox, cfg.outbox, source)
-    language = settings.language or "{language}"
-    targets = plan_outputs(source, settings, out_dir, language, media_matcher(cfg.watch.include))
-    print(f"file:     {rel}")
-    print(f"folder:   {rel.parent.as_posix()}")
-    print(
-        "rules:    defaults"
-        + "".join(f" < {key!r}" for key in resolved.rules)
-        + ("" if resolved.rules else " (no folder rule matches)")
-    )
-    eligible = media_matcher(cfg.watch.include)(rel.name)
-    print(f"watched:  {'yes' if eligible else 'no: the name matches no watch.include pattern'}")
-    print("settings:")
-    for key, value in settings.model_dump(mode="json").items():
-        origin = next(
-            (rule for rule in reversed(resolved.rules) if key in cfg.folders[rule]), "defaults"
-        )
-        print(f"  {key}: {json.dumps(value, ensure_ascii=False)}   [{origin}]")
-    if settings.needs_word_timestamps and not settings.word_timestamps:
-        print("  (word timestamps are computed anyway: a subtitle option needs them)")
-    print("outputs:")
-    for target in targets.values():
-        print(f"  {target}")
-    if settings.language is None and "{language}" in settings.output_name:
-        print("  ({language} is the language detected in each file)")
-    return Exit.OK
+        return builtin_config()
+    return load_config(path)
 
 
 def _models(args: argparse.Namespace) -> int:
-    from daemon import models
+    from daemon.commands import models
 
     model_dir = Path(args.model_dir).resolve() if args.model_dir else _load(args.config).model_dir
     if args.models_command == "import":
-        info = models.import_model([Path(s) for s in args.sources], args.name, model_dir,
-                                   force=args.force)  # fmt: skip
-        kind = "multilingual" if info["multilingual"] else "English-only"
-        print(
-            f"imported {args.name!r} ({kind}, {info['size'] / 1e6:.0f} MB, "
-            f"sha256 {info['sha256'][:12]}…) into {model_dir / (args.name + '.pt')}"
-        )
-        return Exit.OK
-    entries = models.list_models(model_dir)
-    if not entries:
-        print(
-            f"no models in {model_dir}; import one with 'whisperd models import DIR... --name NAME'"
-        )
-        return Exit.OK
-    print(f"models in {model_dir}:")
-    width = max(len(e.name) for e in entries)
-    for e in entries:
-        lang = {True: "multilingual", False: "English-only", None: "?"}[e.multilingual]
-        print(
-            f"  {e.name:<{width}}  {e.size / 1e6:7.1f} MB  {e.origin:<11}  {lang:<12}  "
-            f"{', '.join(e.engines):<30}  {e.detail}"
-        )
-    return Exit.OK
+        return models.import_(args.sources, args.name, model_dir, force=args.force)
+    return models.list_(model_dir)

@@ -1,9 +1,10 @@
 """A fast engine behind the real Engine interface, for service tests.
 
-Enabled in a ``whisperd`` subprocess with WHISPERD_TEST_ENGINE=tests.fake_engine:FakeEngine
-(see daemon/cli.py). Decoding and writing stay real; only recognition is faked: the text names
-the language and the audio length, so tests can check which settings and which file were used.
-WHISPERD_FAKE_DELAY (seconds per job, default 0) makes jobs slow enough to signal mid-job.
+The test suite registers it (:func:`install`) in its own process, or runs ``whisperd`` as
+``python -m tests.e2e.fake_whisperd`` (which installs it, then runs the real CLI). Decoding
+and writing stay real; only recognition is faked: the text names the language and the audio
+length, so tests can check which settings and which file were used. WHISPERD_FAKE_DELAY
+(seconds per job, default 0) makes jobs slow enough to signal mid-job.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 import threading
 import time
 
-from daemon.engine import Cancelled, ProgressCallback
+from daemon import engines
+from daemon.engines import Cancelled, ProgressCallback
 from daemon.transcript import Segment, Transcript
 
 
@@ -65,3 +67,9 @@ class FakeEngine:
             model=settings.model,
             engine="openai-whisper",  # the fake stands in for the configured engine
         )
+
+
+def install() -> None:
+    """Make every engine name create the fake (in this process only)."""
+    for name in engines.names():
+        engines.register(name, FakeEngine)

@@ -34,11 +34,16 @@ def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
         assert t["median"][key] > 0, key
     assert t["memory"]["peak_rss_mb"] >= t["memory"]["rss_after_ready_mb"] > 0
 
-    assert parts["latency"]["inotify"]["median_latency_seconds"] > -1.0
+    # Latency is measured beyond the stability window: at least the pipeline's own time,
+    # and far below what a person would call slow for a 5 s clip.
+    latency = parts["latency"]["inotify"]
+    assert 0 < latency["median_processing_seconds"] <= latency["median_latency_seconds"] + 0.2
+    assert latency["median_latency_seconds"] < 30
     scale = parts["scale"]["200"]
     for mode in ("inotify", "polling"):
-        assert scale[mode]["startup_seconds"] > 0 and scale[mode]["rss_mb"] > 0
-        assert scale[mode]["idle_cpu_percent"] >= 0
+        assert 0 < scale[mode]["startup_seconds"] < 30
+        assert 0 < scale[mode]["rss_mb"] < 500  # idle, no model loaded
+        assert scale[mode]["idle_cpu_percent"] < 5  # of one core, over the idle window
         assert scale[mode]["queued_by_service"] == 0  # every file was known and done
     accuracy = parts["accuracy"]["tiny.en/en"]
     assert accuracy["clips"] == 1 and 0 <= accuracy["wer_service"] <= 100

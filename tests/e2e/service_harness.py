@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE = "tests.fake_engine:FakeEngine"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
@@ -29,6 +28,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def stays_false(predicate: Callable[[], Any], seconds: float, interval: float = 0.05) -> None:
+    """Fail the test if ``predicate()`` becomes truthy within ``seconds`` (a negative check)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            raise AssertionError(f"condition became true within {seconds} s: {value!r}")
+        time.sleep(interval)
+
+
 class Service:
     """One whisperd service on ``root``/inbox → ``root``/outbox, state in ``root``/var."""
 
@@ -40,6 +49,7 @@ class Service:
         self.config = root / "whisperd.yaml"
         self.write_config(config)
         self.fake = fake
+        self.entry = "tests.e2e.fake_whisperd" if fake else "daemon"
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = root / "service.log"
@@ -47,14 +57,17 @@ class Service:
         self.notify: socket.socket | None = None
         self.messages: list[str] = []
 
-    def write_config(self, extra: str = "", jobs: dict | None = None) -> None:
-        """The test config; ``extra``: more top-level YAML; ``jobs``: overrides in ``jobs:``."""
+    def write_config(
+        self, extra: str = "", jobs: dict | None = None, defaults: dict | None = None
+    ) -> None:
+        """The test config; ``extra``: more top-level YAML; ``jobs`` and ``defaults``:
+        overrides in those sections."""
         settings = {"retry_backoff": 0.1, "retry_backoff_max": 0.2, "stop_timeout": 10,
                     **(jobs or {})}  # fmt: skip
         self.config.write_text(
             f"inbox: {self.inbox}\noutbox: {self.outbox}\nstate_dir: {self.state}\n"
             f"model_dir: {ROOT / 'models'}\n"
-            "defaults: {model: tiny.en}\n"
+            f"defaults: {json.dumps({'model': 'tiny.en', **(defaults or {})})}\n"
             "watch: {stable_seconds: 0.3, poll_interval: 0.1, rescan_interval: 2}\n"
             f"jobs: {json.dumps(settings)}\n" + extra,
             encoding="utf-8",
@@ -68,11 +81,9 @@ class Service:
         full_env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), **self.extra_env,
                     **(env or {})}  # fmt: skip
         full_env["PYTHONPATH"] = str(ROOT)
-        if self.fake:
-            full_env["WHISPERD_TEST_ENGINE"] = FAKE
         log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the child exit
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "-c", str(self.config)],
+            [sys.executable, "-m", self.entry, "run", "-c", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=self.root,
         )  # fmt: skip
         log.close()
@@ -153,7 +164,7 @@ class Service:
 
     def jobs(self) -> list:
         """Each path's newest version, read straight from the ledger (read-only)."""
-        from daemon.ledger import FILENAME, open_ledger
+        from daemon.queue import FILENAME, open_ledger
 
         if not (self.state / FILENAME).exists():
             return []
@@ -161,7 +172,7 @@ class Service:
             return ledger.latest_per_path()
 
     def history(self, path: str | None = None) -> list:
-        from daemon.ledger import open_ledger
+        from daemon.queue import open_ledger
 
         with open_ledger(self.state, readonly=True) as ledger:
             return ledger.history(path)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.service_harness import Service, wait_for
-from tests.media import make_audio, make_video
+from tests.e2e.service_harness import Service, stays_false, wait_for
 from tests.speech import clips
+from tests.synth import make_audio, make_video
 
 FORMATS = ("txt", "srt", "vtt", "tsv", "json")
 
@@ -52,8 +52,13 @@ def no_temp_files(root: Path) -> bool:
     return not [p for p in root.rglob("*") if p.name.endswith(".whisperd-tmp")]
 
 
-def test_tree_with_per_folder_language_and_video(service: Service):
-    service.write_config("folders:\n  es: {model: base, language: es}\n")
+def test_tree_with_per_folder_settings_and_video(service: Service):
+    # The fake engine answers with the configured language (it cannot detect one), so every
+    # file here gets its language from the rules: defaults fr, es and a/b by folder rules.
+    service.write_config(
+        "folders:\n  es: {model: base, language: es}\n  a/b: {language: de, formats: [srt]}\n",
+        defaults={"model": "tiny", "language": "fr"},
+    )
     audio(service.inbox / "top.wav", seconds=1.0)
     audio(service.inbox / "es" / "charla.mp3", seconds=1.5)
     audio(service.inbox / "a" / "b" / "c" / "deep.flac", seconds=1.2)
@@ -61,12 +66,17 @@ def test_tree_with_per_folder_language_and_video(service: Service):
     service.start()
     wait_for(lambda: service.all_settled(4))
     assert set(service.states().values()) == {"done"}
-    for rel in ("top", "es/charla", "a/b/c/deep", "a/movie"):
+    for rel in ("top", "es/charla", "a/movie"):
         for path in outputs_of(service.outbox, rel):
             assert path.is_file(), path
-    assert read_json(service.outbox / "es" / "charla.json")["language"] == "es"
-    assert read_json(service.outbox / "top.json")["language"] == "en"
-    assert read_json(service.outbox / "a/b/c/deep.json")["source"] == "a/b/c/deep.flac"
+    assert sorted(p.name for p in (service.outbox / "a/b/c").iterdir()) == ["deep.srt"]
+    top, es = read_json(service.outbox / "top.json"), read_json(service.outbox / "es/charla.json")
+    assert (top["language"], top["model"]) == ("fr", "tiny")
+    assert (es["language"], es["model"]) == ("es", "base")
+    assert read_json(service.outbox / "a/movie.json")["language"] == "fr"
+    assert "fake de transcript" in (service.outbox / "a/b/c/deep.srt").read_text()
+    assert es["source"] == "es/charla.mp3"
+    assert es["audio_duration"] == pytest.approx(1.5, abs=0.05)
     report = service.status()
     assert report["service"]["running"] is True
     assert {f["path"]: f["state"] for f in report["files"]} == {
@@ -99,12 +109,15 @@ def test_part_file_renamed_into_place(service: Service, tmp_path: Path):
     part = service.inbox / "talk.mp3.part"
     audio(tmp_path / "talk.mp3", seconds=1.0)
     shutil.copy(tmp_path / "talk.mp3", part)
-    time.sleep(1.0)  # longer than stable_seconds: a .part must never be queued
-    assert service.states() == {}
+    # A file dropped after the .part is transcribed; the .part, stable as long, is not.
+    shutil.copy(tmp_path / "talk.mp3", service.inbox / "sentinel.mp3")
+    wait_for(lambda: service.states().get("sentinel.mp3") == "done")
+    assert service.states() == {"sentinel.mp3": "done"}
     part.rename(service.inbox / "talk.mp3")
-    wait_for(lambda: service.all_settled(1))
-    assert service.states() == {"talk.mp3": "done"}
-    assert sorted(p.name for p in service.outbox.iterdir()) == sorted(f"talk.{f}" for f in FORMATS)
+    wait_for(lambda: service.all_settled(2))
+    assert service.states() == {"sentinel.mp3": "done", "talk.mp3": "done"}
+    talk = sorted(p.name for p in service.outbox.iterdir() if p.stem == "talk")
+    assert talk == sorted(f"talk.{f}" for f in FORMATS)
 
 
 def test_burst_of_files_each_once(service: Service, tmp_path: Path):
@@ -126,7 +139,8 @@ def test_changed_file_again_unchanged_never_across_restarts(service: Service, tm
     assert service.stop() == 0
 
     service.start()  # restart: the unchanged file is known, nothing is transcribed again
-    time.sleep(1.5)
+    audio(service.inbox / "later.wav", seconds=0.3)  # handled after the start-up scan
+    wait_for(lambda: service.states().get("later.wav") == "done")
     assert len(service.history("a.wav")) == 1
     assert read_json(service.outbox / "a.json")["created_at"] == first
 
@@ -186,7 +200,7 @@ def test_second_sigterm_exits_at_once(service: Service):
     service.start(env={"WHISPERD_FAKE_DELAY": "60"})
     wait_for(lambda: service.states().get("long.wav") == "running")
     service.signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for(lambda: service.received("STOPPING=1"))  # the first one is being acted on
     started = time.monotonic()
     service.signal(signal.SIGTERM)
     assert service.proc.wait(timeout=10) == 0
@@ -214,12 +228,10 @@ def test_no_watchdog_ping_while_the_inbox_is_gone(service: Service):
     service.start(env={"WATCHDOG_USEC": "1000000"})
     wait_for(lambda: service.received("WATCHDOG=1"), timeout=10)
     shutil.rmtree(service.inbox)
-    time.sleep(1.0)
-    service.messages.clear()
+    wait_for(lambda: service.events("inbox missing; waiting for it to come back"))
     service.drain()
     service.messages.clear()
-    time.sleep(1.5)
-    assert not service.received("WATCHDOG=1")
+    stays_false(lambda: service.received("WATCHDOG=1"), seconds=1.5)  # pings every 0.5 s
     service.inbox.mkdir()
     wait_for(lambda: service.received("WATCHDOG=1"), timeout=10)
 
@@ -239,7 +251,7 @@ def test_inbox_removed_and_recreated(service: Service):
     service.start()
     wait_for(lambda: service.all_settled(1))
     shutil.rmtree(service.inbox)
-    time.sleep(1.0)
+    wait_for(lambda: service.events("inbox missing; waiting for it to come back"))
     service.inbox.mkdir()
     audio(service.inbox / "after.wav", seconds=0.5)
     wait_for(lambda: service.all_settled(2), timeout=30)
@@ -304,7 +316,8 @@ def test_symlink_outside_the_inbox_is_refused(service: Service, tmp_path: Path):
     (service.inbox / "alias.wav").symlink_to(inside)
     service.start()
     wait_for(lambda: service.all_settled(2))
-    time.sleep(0.5)
+    refused = wait_for(lambda: service.events("symlink points outside the inbox; refused"))
+    assert refused[0]["rel"] == "escape.wav"
     assert service.states() == {"real.wav": "done", "alias.wav": "done"}
 
 
@@ -358,14 +371,25 @@ def test_sighup_reloads_and_rejects_invalid_config(service: Service):
 def test_on_success_move_or_delete_after_outputs(service: Service, tmp_path: Path, policy: str):
     archive = tmp_path / "archive"
     service.write_config(jobs={"on_success": policy, "archive_dir": str(archive)})
-    audio(service.inbox / "d" / "a.wav", seconds=0.5)
-    service.start()
-    wait_for(lambda: service.all_settled(1))
-    wait_for(lambda: not (service.inbox / "d" / "a.wav").exists())
-    assert (service.outbox / "d" / "a.srt").is_file()
+    source = audio(service.inbox / "d" / "a.wav", seconds=0.5)
+    outputs = outputs_of(service.outbox, "d/a")
+    service.start(env={"WHISPERD_FAKE_DELAY": "1"})
+    wait_for(lambda: service.states().get("d/a.wav") == "running")
+    # Watch the source closely: the moment it leaves the inbox, every output must be there.
+    present = wait_for(
+        lambda: None if source.exists() else [p.name for p in outputs if p.is_file()],
+        timeout=30, interval=0.001,
+    )  # fmt: skip
+    assert present == [p.name for p in outputs], "the source went before its outputs existed"
+    assert read_json(service.outbox / "d" / "a.json")["source"] == "d/a.wav"
     assert (archive / "d" / "a.wav").is_file() == (policy == "move")
-    time.sleep(0.5)
-    assert service.states() == {"d/a.wav": "done"}  # the disappearance is not a new job
+    if policy == "move":
+        assert (archive / "d" / "a.wav").read_bytes()[:4] == b"RIFF"
+    # The disappearance is not a new job: a later file is handled after it, and only it.
+    audio(service.inbox / "d" / "b.wav", seconds=0.5)
+    wait_for(lambda: service.states().get("d/b.wav") == "done")
+    assert service.states() == {"d/a.wav": "done", "d/b.wav": "done"}
+    assert service.stop() == 0
 
 
 @pytest.mark.real_model

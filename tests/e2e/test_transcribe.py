@@ -15,8 +15,8 @@ import pytest
 import srt
 import webvtt
 
-from tests.media import make_audio
 from tests.speech import Clip, clips, wer
+from tests.synth import make_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = ("txt", "srt", "vtt", "tsv", "json")
@@ -120,9 +120,11 @@ def test_corrupt_file_fails_alone(model_dir: Path, tmp_path: Path):
     assert result.returncode == 1
     failed = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 2, result.stderr
-    assert failed[0].startswith(f"FAILED {corrupt}:")
-    assert failed[1] == f"FAILED {empty}: the file is empty (0 bytes) (nothing to transcribe)" or (
-        failed[1].startswith(f"FAILED {empty}: ") and "empty" in failed[1]
+    assert failed[0].startswith(f"FAILED {corrupt}: looks like MP3 but cannot be opened: ")
+    assert failed[0].endswith("(the file is damaged or truncated; re-export or re-copy it)")
+    assert failed[1] == (
+        f"FAILED {empty}: the file is empty (0 bytes) "
+        "(if it is still being copied, wait until the copy has finished)"
     )
     assert "Traceback" not in result.stderr
     assert "3 files: 1 transcribed, 2 failed" in result.stdout

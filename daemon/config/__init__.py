@@ -1,0 +1,76 @@
+"""Configuration: the schema, loading with located errors, per-folder rules, cross-checks.
+
+Owns everything about ``whisperd.yaml``: :mod:`.schema` (frozen pydantic models, a
+description on every field), :mod:`.values` (the value types and their messages),
+:mod:`.tables` (engines, formats, languages, official models, default patterns),
+:mod:`.load` (find → YAML → validate → cross-check), :mod:`.rules` (settings per folder),
+:mod:`.checks` (combinations that cannot work), :mod:`.messages` (how errors read) and
+:mod:`.patterns` (the one file-name matcher).
+
+A leaf: every package may import it; it imports only :mod:`daemon.errors` and
+:mod:`daemon.whisper_parts`.
+"""
+
+from daemon.config.load import (
+    ENV_VAR,
+    LOCAL_CONFIG,
+    SYSTEM_CONFIG,
+    builtin_config,
+    find_config,
+    load_config,
+    with_overrides,
+)
+from daemon.config.patterns import NameMatcher, name_matcher
+from daemon.config.rules import Resolved, Resolver
+from daemon.config.schema import (
+    Config,
+    JobSettings,
+    JobsSettings,
+    LogSettings,
+    ModelsSettings,
+    SubtitleSettings,
+    WatchSettings,
+    WorkerSettings,
+)
+from daemon.config.tables import (
+    COMPUTE_TYPES,
+    ENGINES,
+    FORMATS,
+    IGNORE_PATTERNS,
+    MEDIA_PATTERNS,
+    OFFICIAL_MODELS,
+    PLACEHOLDERS,
+    VAD_KEYS,
+)
+from daemon.config.values import model_name
+
+__all__ = [
+    "COMPUTE_TYPES",
+    "ENGINES",
+    "ENV_VAR",
+    "FORMATS",
+    "IGNORE_PATTERNS",
+    "LOCAL_CONFIG",
+    "MEDIA_PATTERNS",
+    "OFFICIAL_MODELS",
+    "PLACEHOLDERS",
+    "SYSTEM_CONFIG",
+    "VAD_KEYS",
+    "Config",
+    "JobSettings",
+    "JobsSettings",
+    "LogSettings",
+    "ModelsSettings",
+    "NameMatcher",
+    "Resolved",
+    "Resolver",
+    "SubtitleSettings",
+    "WatchSettings",
+    "WorkerSettings",
+    "builtin_config",
+    "find_config",
+    "load_config",
+    "model_name",
+    "name_matcher",
+    "with_overrides",
+]

@@ -1,0 +1,13 @@
+"""Media: what a file holds and its audio as Whisper needs it.
+
+Owns everything that reads the bytes of a source: :mod:`.probe` (headers, streams, declared
+durations, how opening fails) and :mod:`.decode` (PyAV to 16 kHz mono float32, truncation
+and damage checks).
+
+May import: :mod:`daemon.errors` (and :mod:`daemon.config`); nothing else of whisperd.
+"""
+
+from daemon.media.decode import SAMPLE_RATE, Audio, decode
+from daemon.media.probe import AudioStreamInfo, MediaInfo, probe
+
+__all__ = ["SAMPLE_RATE", "Audio", "AudioStreamInfo", "MediaInfo", "decode", "probe"]

@@ -1,0 +1,45 @@
+"""Outputs: naming, rendering and atomically writing a transcript's files.
+
+Owns everything written into the outbox: :mod:`.naming` (mirrored folders, the one stem
+function, collision-safe and length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json),
+:mod:`.atomic` (temp file, fsync, rename; leftover cleanup) and :mod:`.error_file` (the
+``.error.txt`` of a failed file).
+
+May import: :mod:`daemon.config`, :mod:`daemon.transcript`, :mod:`daemon.errors`,
+:mod:`daemon.whisper_parts`. The bottom of the data path: it imports no other stage.
+"""
+
+from daemon.outputs.atomic import TEMP_SUFFIX, cleanup_temp_files, is_temp_file, write_atomic
+from daemon.outputs.error_file import ERROR_SUFFIX, error_file, write_error_file
+from daemon.outputs.naming import (
+    MAX_STEM_BYTES,
+    NAME_MAX,
+    colliding_stem,
+    fit_stem,
+    mirror_dir,
+    output_paths,
+    plan_outputs,
+    source_stem,
+)
+from daemon.outputs.writers import render, render_json, write_outputs
+
+__all__ = [
+    "ERROR_SUFFIX",
+    "MAX_STEM_BYTES",
+    "NAME_MAX",
+    "TEMP_SUFFIX",
+    "cleanup_temp_files",
+    "colliding_stem",
+    "error_file",
+    "fit_stem",
+    "is_temp_file",
+    "mirror_dir",
+    "output_paths",
+    "plan_outputs",
+    "render",
+    "render_json",
+    "source_stem",
+    "write_atomic",
+    "write_error_file",
+    "write_outputs",
+]

@@ -1,0 +1,205 @@
+"""What the output files contain: txt/srt/vtt/tsv through openai-whisper's writers, our JSON.
+
+:func:`render` produces one format; :func:`write_outputs` renders every requested format
+first (a rendering error writes nothing), then writes each file atomically. The writers of
+openai-whisper are loaded without importing torch (:mod:`daemon.whisper_parts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon import __version__, whisper_parts
+from daemon.config import FORMATS, SubtitleSettings
+from daemon.outputs.atomic import write_atomic, write_error
+from daemon.transcript import Segment, Transcript, Word
+
+log = structlog.get_logger(__name__)
+
+
+def _clean(text: str) -> str:
+    """One line of UTF-8-encodable text: no newlines, no '-->' (it ends an SRT/VTT cue)."""
+    text = " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+    return _utf8_safe(text.replace("-->", "->"))
+
+
+def _utf8_safe(text: str) -> str:
+    """Make ``text`` encodable: undecodable bytes from names appear as ``\\xe9``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _writer_result(transcript: Transcript) -> dict[str, Any]:
+    """``transcript.to_whisper_result()`` made safe for whisper's writers.
+
+    Segments with blank text are dropped (they would make empty cues); times are clamped to
+    be non-negative with ``end >= start`` (the writers assert this). Word-level cues are used
+    only when every segment has words: whisper's writers decide from the first segment and
+    would fail or drop text on a mix, so on a mix the words are left out.
+    """
+    result = transcript.to_whisper_result()
+    segments = [s for s in result["segments"] if s["text"].strip()]
+    with_words = bool(segments) and all(s.get("words") for s in segments)
+    for seg in segments:
+        seg["text"] = _clean(seg["text"])
+        seg["start"] = max(0.0, float(seg["start"]))
+        seg["end"] = max(seg["start"], float(seg["end"]))
+        if not with_words:
+            seg.pop("words", None)
+            continue
+        for word in seg["words"]:
+            word["word"] = _clean(word["word"])
+            word["start"] = max(0.0, float(word["start"]))
+            word["end"] = max(word["start"], float(word["end"]))
+    result["segments"] = segments
+    return result
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _word_json(word: Word) -> dict[str, Any]:
+    return {
+        "start": _round(word.start, 3),
+        "end": _round(word.end, 3),
+        "word": word.word,
+        "probability": _round(word.probability, 4),
+    }
+
+
+def _segment_json(seg: Segment) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": seg.id,
+        "start": _round(seg.start, 3),
+        "end": _round(seg.end, 3),
+        "text": seg.text,
+    }
+    if seg.words is not None:
+        item["words"] = [_word_json(w) for w in seg.words]
+    item["avg_logprob"] = _round(seg.avg_logprob, 4)
+    item["no_speech_prob"] = _round(seg.no_speech_prob, 4)
+    item["compression_ratio"] = _round(seg.compression_ratio, 3)
+    item["temperature"] = _round(seg.temperature, 2)
+    return item
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _utf8_safe(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return _utf8_safe(os.fspath(value))
+    return value
+
+
+def render_json(transcript: Transcript, meta: dict[str, Any]) -> str:
+    """Our JSON document: the transcript plus what produced it (``meta``).
+
+    ``meta`` supplies ``source`` (inbox-relative path), ``settings``, ``processing_seconds``
+    and optionally ``model``, ``engine``, ``audio_duration``, ``whisperd_version`` and
+    ``created_at``; missing ones default to the transcript's values, this package's version
+    and now (UTC). Extra keys in ``meta`` are appended.
+    """
+    created = meta.get("created_at") or dt.datetime.now(dt.UTC)
+    if isinstance(created, dt.datetime):
+        created = created.astimezone(dt.UTC).isoformat(timespec="seconds")
+    duration = meta.get("audio_duration", transcript.duration)
+    processing = meta.get("processing_seconds")
+    doc: dict[str, Any] = {
+        "source": meta.get("source"),
+        "text": transcript.text.strip(),
+        "language": transcript.language,
+        "language_probability": _round(transcript.language_probability, 4),
+        "segments": [_segment_json(s) for s in transcript.segments],
+        "model": meta.get("model", transcript.model),
+        "engine": meta.get("engine", transcript.engine),
+        "settings": meta.get("settings", {}),
+        "audio_duration": _round(duration, 3) if duration is not None else None,
+        "processing_seconds": _round(processing, 3) if processing is not None else None,
+        "whisperd_version": meta.get("whisperd_version", __version__),
+        "created_at": created,
+    }
+    for key, value in meta.items():
+        doc.setdefault(key, value)
+    return json.dumps(_json_safe(doc), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def render(
+    transcript: Transcript,
+    fmt: str,
+    *,
+    subtitles: SubtitleSettings,
+    meta: dict[str, Any],
+) -> str:
+    """The content of one output file in format ``fmt`` (one of :data:`FORMATS`).
+
+    txt/srt/vtt/tsv come from openai-whisper's writers, so files match ``whisper --output_format``;
+    the subtitle options are passed through and wrap cues only when segments carry words.
+    """
+    if fmt == "json":
+        return render_json(transcript, meta)
+    utils = whisper_parts.load("utils")  # whisper.utils, without importing torch
+    writers = {"txt": utils.WriteTXT, "srt": utils.WriteSRT, "vtt": utils.WriteVTT,
+               "tsv": utils.WriteTSV}  # fmt: skip
+    if fmt not in writers:
+        raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    options = {
+        "max_line_width": subtitles.max_line_width,
+        "max_line_count": subtitles.max_line_count,
+        "max_words_per_line": subtitles.max_words_per_line,
+        "highlight_words": subtitles.highlight_words,
+    }
+    buffer = io.StringIO()
+    writers[fmt](output_dir="").write_result(
+        _writer_result(transcript), file=buffer, options=options
+    )
+    return _utf8_safe(buffer.getvalue())
+
+
+def write_outputs(
+    transcript: Transcript,
+    targets: dict[str, Path],
+    *,
+    subtitles: SubtitleSettings,
+    meta: dict[str, Any],
+) -> list[Path]:
+    """Render every format in ``targets``, then write each file atomically; return the paths.
+
+    Rendering happens first, so a rendering error writes nothing. If a write fails, files
+    already written by this call stay (each is complete) and the error propagates.
+    """
+    rendered = {fmt: render(transcript, fmt, subtitles=subtitles, meta=meta) for fmt in targets}
+    for folder in {Path(p).parent for p in targets.values()}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(folder, err) from err
+    written: list[Path] = []
+    for fmt, path in targets.items():
+        write_atomic(path, rendered[fmt])
+        written.append(Path(path))
+    log.debug("outputs written", paths=[str(p) for p in written])
+    return written

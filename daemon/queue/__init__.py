@@ -1,0 +1,30 @@
+"""The queue: the durable job ledger behind a small interface, scheduling, the retry policy.
+
+Owns every job's state from the moment a version of a file is enqueued until it is done,
+failed, superseded or gone: :mod:`.interface` (what the rest of whisperd may call),
+:mod:`.store` (the SQLite backend's transitions), :mod:`.schema` (tables, migrations,
+connections), :mod:`.scheduling` (which job runs next), :mod:`.policy` (attempts, backoff,
+transient vs permanent), :mod:`.reports` (read-only queries) and :mod:`.job` (the row type).
+
+May import: :mod:`daemon.config`, :mod:`daemon.version`, :mod:`daemon.errors`.
+"""
+
+from daemon.queue.interface import JobStore
+from daemon.queue.job import KNOWN_STATES, STATES, Job
+from daemon.queue.policy import INTERRUPTED, TRANSIENT_MAX_ATTEMPTS, RetryPolicy
+from daemon.queue.schema import FILENAME, SCHEMA_VERSION
+from daemon.queue.store import Ledger, open_ledger
+
+__all__ = [
+    "FILENAME",
+    "INTERRUPTED",
+    "KNOWN_STATES",
+    "SCHEMA_VERSION",
+    "STATES",
+    "TRANSIENT_MAX_ATTEMPTS",
+    "Job",
+    "JobStore",
+    "Ledger",
+    "RetryPolicy",
+    "open_ledger",
+]

@@ -1,0 +1,40 @@
+"""Which queued job runs next.
+
+Among eligible jobs (queued, ``not_before <= now``, no running row for the same path) the
+oldest ``(enqueued_at, id)`` wins, except that a job whose model is already loaded on the
+claiming worker is preferred when it was enqueued at most ``affinity_seconds`` after that
+oldest job: switching models per file is avoided, and no job waits on this rule longer than
+the window.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+
+_ELIGIBLE = (
+    "SELECT id, model, enqueued_at FROM jobs AS j "
+    "WHERE state = 'queued' AND not_before <= ? AND NOT EXISTS "
+    "(SELECT 1 FROM jobs AS r WHERE r.path = j.path AND r.state = 'running')"
+)
+
+
+def next_job(
+    conn: sqlite3.Connection,
+    now: float,
+    loaded_models: Collection[str],
+    affinity_seconds: float,
+) -> int | None:
+    """The id of the job to claim next, or None when none is ready (inside a transaction)."""
+    oldest = conn.execute(_ELIGIBLE + " ORDER BY enqueued_at, id LIMIT 1", (now,)).fetchone()
+    if oldest is None:
+        return None
+    models = sorted(set(loaded_models))
+    if oldest["model"] in models or not models:
+        return int(oldest["id"])
+    preferred = conn.execute(
+        _ELIGIBLE + f" AND model IN ({', '.join('?' * len(models))}) "
+        "AND enqueued_at <= ? ORDER BY enqueued_at, id LIMIT 1",
+        (now, *models, oldest["enqueued_at"] + affinity_seconds),
+    ).fetchone()
+    return int((preferred or oldest)["id"])

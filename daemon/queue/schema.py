@@ -1,0 +1,139 @@
+"""The ledger's SQLite schema, its migrations, and how a connection is opened.
+
+The file is ``<state_dir>/ledger.sqlite3``; ``PRAGMA user_version`` holds the schema
+version and :func:`migrate` brings an older file up to :data:`SCHEMA_VERSION`, one
+transaction per step, so a state_dir written by any earlier whisperd opens unchanged.
+Connections use WAL (readers such as ``whisperd status`` read while the service writes) and
+``synchronous=FULL`` (a committed transition survives power loss); a writer runs SQLite's
+quick_check when it opens the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import structlog
+
+from daemon.errors import LedgerError
+
+log = structlog.get_logger(__name__)
+
+FILENAME = "ledger.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+CORRUPT_HINT = (
+    "stop whisperd, move the file and any -wal/-shm beside it aside, then start again: "
+    "the new ledger starts empty, so every file still in the inbox is queued and "
+    "transcribed again"
+)
+
+_SCHEMA_V1 = (
+    """
+    CREATE TABLE jobs (
+        id                 INTEGER PRIMARY KEY,
+        path               BLOB    NOT NULL,   -- os.fsencode(path relative to the inbox)
+        size               INTEGER NOT NULL,
+        mtime_ns           INTEGER NOT NULL,
+        inode              INTEGER,            -- NULL: not part of the version; > 2**63 wraps
+        state              TEXT    NOT NULL CHECK (state IN
+                               ('queued','running','done','failed','superseded','gone')),
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        not_before         REAL    NOT NULL DEFAULT 0,   -- epoch seconds (retry backoff)
+        enqueued_at        REAL    NOT NULL,
+        started_at         REAL,
+        finished_at        REAL,
+        updated_at         REAL    NOT NULL,
+        worker             TEXT,
+        model              TEXT    NOT NULL,
+        settings           TEXT    NOT NULL DEFAULT '{}',  -- JSON of the settings used
+        outputs            TEXT    NOT NULL DEFAULT '[]',  -- JSON list of output paths
+        audio_seconds      REAL,
+        processing_seconds REAL,
+        language           TEXT,
+        progress           REAL    NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 1),
+        last_error         TEXT,
+        error_kind         TEXT    CHECK (error_kind IN ('permanent','transient'))
+    )
+    """,
+    # The version key; NULL inodes are distinct in a UNIQUE index, hence the partial twin.
+    "CREATE UNIQUE INDEX jobs_version ON jobs (path, size, mtime_ns, inode)",
+    "CREATE UNIQUE INDEX jobs_version_noinode ON jobs (path, size, mtime_ns) WHERE inode IS NULL",
+    "CREATE UNIQUE INDEX jobs_one_running ON jobs (path) WHERE state = 'running'",
+    "CREATE INDEX jobs_queue ON jobs (state, enqueued_at, id)",
+    "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'done'",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`, one transaction per step."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our read and our lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= target:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("ledger_migrated", version=target)
+    return max(version, SCHEMA_VERSION)
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """An open, checked connection at the current schema (a writer migrates first).
+
+    Raises LedgerError for a file that cannot be used; sqlite3 errors for the caller to word.
+    """
+    if readonly:
+        if not path.exists():
+            raise LedgerError(f"{path}: no ledger yet", "start the service once")
+        uri = path.absolute().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"{path}: ledger schema {version} is newer than this whisperd ({SCHEMA_VERSION})",
+                "upgrade whisperd, or move the file aside",
+            )
+        if readonly:
+            if version < SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{path}: ledger schema {version} needs an upgrade",
+                    "start the service once; it upgrades the ledger",
+                )
+            conn.execute("SELECT count(*) FROM jobs").fetchone()
+        else:
+            _configure_writer(conn, path)
+            migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure_writer(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    conn.execute("PRAGMA synchronous = FULL")
+    if mode.lower() != "wal":
+        log.warning("ledger_not_wal", path=str(path), journal_mode=mode)
+    check = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if check != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {check}")
