@@ -1,17 +1,16 @@
 """The openai-whisper engine: openai-whisper's ``transcribe`` on torch, fp16 on CUDA.
 
-Progress and cancellation: openai-whisper reports progress through ``tqdm`` once per 30-second
-window. We hand its ``transcribe`` module a silent stand-in for tqdm that forwards progress to
-the calling thread's callback and raises :class:`~daemon.engines.base.Cancelled` when that
-thread's cancel event is set, so a worker can abort a long file between windows.
+Progress, cancellation and the heartbeat ride on two seams of openai-whisper, installed by
+:mod:`daemon.engines.openai_hooks`: its progress bar (once per 30-second window) and a
+forward pre-hook on the model's encoder and decoder (every forward pass: a cancel is noticed
+within one decoding step, and the heartbeat moves while a slow window decodes). The steps
+around them (model load, language detection) report when they end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,65 +18,12 @@ import structlog
 
 from daemon.config import JobSettings
 from daemon.engines.base import AudioInput, CachedEngine, Cancelled, ProgressCallback
+from daemon.engines.openai_hooks import hooked
 from daemon.errors import EngineError, EngineUnavailableError, OutOfMemoryError
 from daemon.models import pick_device
 from daemon.transcript import Segment, Transcript, Word
 
 log = structlog.get_logger(__name__)
-
-
-# --- progress / cancel hook for openai-whisper ----------------------------------------------
-
-_hooks = threading.local()
-
-
-class _ProgressBar:
-    """Stands in for ``tqdm.tqdm`` inside whisper.transcribe; never prints."""
-
-    def __init__(self, *args: Any, total: int | None = None, **kwargs: Any) -> None:
-        self.total = total or 0
-        self.done = 0
-
-    def __enter__(self) -> _ProgressBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        self.done += n
-        cancel = getattr(_hooks, "cancel", None)
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("transcription cancelled")
-        callback = getattr(_hooks, "progress", None)
-        if callback is not None and self.total:
-            callback(min(1.0, self.done / self.total))
-
-
-class _TqdmModule:
-    tqdm = _ProgressBar
-
-
-_installed = False
-
-
-def _install_hook() -> None:
-    global _installed
-    if not _installed:
-        import whisper.transcribe as whisper_transcribe
-
-        whisper_transcribe.tqdm = _TqdmModule  # type: ignore[assignment]
-        _installed = True
-
-
-@contextlib.contextmanager
-def _hooked(progress: ProgressCallback | None, cancel: threading.Event | None) -> Iterator[None]:
-    _install_hook()
-    _hooks.progress, _hooks.cancel = progress, cancel
-    try:
-        yield
-    finally:
-        _hooks.progress = _hooks.cancel = None
 
 
 # --- the openai-whisper engine -------------------------------------------------------------
@@ -97,37 +43,25 @@ class OpenAIWhisperEngine(CachedEngine):
         cancel: threading.Event | None = None,
     ) -> Transcript:
         import torch
-        import whisper
 
+        beat = progress or (lambda fraction: None)
         device = pick_device(settings.device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineUnavailableError(
                 f"device {device!r} is configured but CUDA is not available",
                 hint="set device: auto or cpu, or install a CUDA build of torch",
             )
-        model = self.cache.get(settings.model, device)
         fp16 = device.startswith("cuda")
         started = time.monotonic()
         try:
-            with _hooked(progress, cancel):
+            model = self.cache.get(settings.model, device)
+            beat(0.0)  # the model is loaded: a sign of life before the first window
+            with hooked(model, progress, cancel):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("transcription cancelled")
                 language, probability = self._language(model, audio.samples, settings, fp16)
-                result = whisper.transcribe(
-                    model,
-                    audio.samples,
-                    verbose=None,
-                    language=language,
-                    task=settings.task,
-                    temperature=settings.temperature,
-                    beam_size=settings.beam_size,
-                    best_of=settings.best_of,
-                    compression_ratio_threshold=settings.compression_ratio_threshold,
-                    logprob_threshold=settings.logprob_threshold,
-                    no_speech_threshold=settings.no_speech_threshold,
-                    condition_on_previous_text=settings.condition_on_previous_text,
-                    initial_prompt=settings.initial_prompt,
-                    word_timestamps=settings.needs_word_timestamps,
-                    fp16=fp16,
-                )
+                beat(0.0)
+                result = _run(model, audio, settings, language, fp16)
         except torch.cuda.OutOfMemoryError:
             raise OutOfMemoryError(
                 f"{device} ran out of memory with model {settings.model!r}",
@@ -135,8 +69,7 @@ class OpenAIWhisperEngine(CachedEngine):
             ) from None
         except (RuntimeError, ValueError) as err:
             raise EngineError(f"openai-whisper failed: {err}") from err
-        if progress is not None:
-            progress(1.0)
+        beat(1.0)
         return _to_transcript(
             result,
             language=language,
@@ -168,6 +101,31 @@ class OpenAIWhisperEngine(CachedEngine):
         _, probs = model.detect_language(segment)
         language = max(probs, key=probs.get)
         return language, float(probs[language])
+
+
+def _run(
+    model: Any, audio: AudioInput, settings: JobSettings, language: str, fp16: bool
+) -> dict[str, Any]:
+    """openai-whisper's own ``transcribe`` with the job's settings."""
+    import whisper
+
+    return whisper.transcribe(
+        model,
+        audio.samples,
+        verbose=None,
+        language=language,
+        task=settings.task,
+        temperature=settings.temperature,
+        beam_size=settings.beam_size,
+        best_of=settings.best_of,
+        compression_ratio_threshold=settings.compression_ratio_threshold,
+        logprob_threshold=settings.logprob_threshold,
+        no_speech_threshold=settings.no_speech_threshold,
+        condition_on_previous_text=settings.condition_on_previous_text,
+        initial_prompt=settings.initial_prompt,
+        word_timestamps=settings.needs_word_timestamps,
+        fp16=fp16,
+    )
 
 
 def _to_transcript(

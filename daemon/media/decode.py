@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -51,6 +51,7 @@ SAMPLE_RATE = 16000
 TRUNCATED_RATIO = 0.9
 TRUNCATED_MIN_MISSING_S = 1.0
 MAX_BAD_PACKET_RATIO = 0.05
+TICK_EVERY = 500  # packets between two calls of decode's tick (about 10 s of most codecs)
 
 # swresample normalises a downmix (stereo → mono = (L + R) / 2) only for integer output; for
 # float it keeps 0.707 · (L + R), 3 dB louder than whisper's `ffmpeg -ac 1 -f s16le` and
@@ -70,11 +71,17 @@ class Audio:
     stream_index: int  # index of the decoded stream among all the container's streams
 
 
-def decode(path: str | os.PathLike[str], *, stream: int | None = None) -> Audio:
+def decode(
+    path: str | os.PathLike[str],
+    *,
+    stream: int | None = None,
+    tick: Callable[[], None] | None = None,
+) -> Audio:
     """Decode one audio stream of ``path`` to 16 kHz mono float32.
 
     ``stream`` is a container stream index (see :attr:`AudioStreamInfo.index`); by default
-    the default-disposition audio stream, else the first audio stream.
+    the default-disposition audio stream, else the first audio stream. ``tick`` is called
+    every few hundred packets: a sign of life while a long file decodes.
     """
     name = os.fspath(path)
     started = time.monotonic()
@@ -83,7 +90,7 @@ def decode(path: str | os.PathLike[str], *, stream: int | None = None) -> Audio:
         require_audio(info)
         chosen = choose(info, stream)
         av_stream = container.streams[chosen.index]
-        samples, packets, bad, last_error = _decode_stream(container, av_stream)
+        samples, packets, bad, last_error = _decode_stream(container, av_stream, tick)
         declared = declared_seconds(name, container, av_stream)
     duration = len(samples) / SAMPLE_RATE
     _check_result(name, duration, declared, packets, bad, last_error)
@@ -111,7 +118,9 @@ def decode(path: str | os.PathLike[str], *, stream: int | None = None) -> Audio:
 
 
 def _decode_stream(
-    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, int, int, str | None]:
     """Samples of one stream at 16 kHz mono, packets seen, packets rejected, last error."""
     chunks: list[np.ndarray] = []
@@ -122,6 +131,8 @@ def _decode_stream(
     for packet in _demux(container, stream, chunks):
         if packet.size:
             packets += 1
+            if tick is not None and packets % TICK_EVERY == 0:
+                tick()
         try:
             frames = packet.decode()
         except av.error.FFmpegError as err:

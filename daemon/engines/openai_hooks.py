@@ -1,0 +1,120 @@
+"""Progress, cancellation and the heartbeat inside openai-whisper's ``transcribe``.
+
+openai-whisper has no callback; two seams give what a worker needs, both per thread (each
+worker thread has its own callback and cancel event, in thread-local state):
+
+* **its progress bar**: ``whisper.transcribe`` calls ``tqdm.tqdm(...)`` of the module
+  ``tqdm`` it imported; that module-level name is replaced, once per process, by a silent
+  stand-in whose ``update`` (once per 30-second window) reports the fraction done. The
+  module is taken from ``sys.modules``: ``import whisper.transcribe as m`` binds the
+  *function* that ``whisper/__init__.py`` re-exports under the same name, and the stand-in
+  would never be used (that was the bug that left progress at 0 % and SIGTERM deaf).
+* **a forward pre-hook** on the model's encoder and decoder (``register_forward_pre_hook``,
+  once per loaded model), called at every forward pass, i.e. every decoding step: it raises
+  :class:`~daemon.engines.base.Cancelled` as soon as the cancel event is set (a window on
+  a slow CPU can take half a minute; a step, milliseconds), and reports the last fraction
+  again at most every second, so the worker's heartbeat moves while a window decodes.
+
+Outside :func:`hooked`, both are inert: other users of the model (a benchmark, a test
+calling openai-whisper directly) see no change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from daemon.engines.base import Cancelled, ProgressCallback
+from daemon.errors import EngineError
+
+BEAT_EVERY = 1.0  # seconds between two heartbeats from the forward hook
+
+_local = threading.local()
+_install_lock = threading.Lock()
+
+
+def _check() -> None:
+    """Raise when this thread's job was cancelled; beat now and then."""
+    cancel = getattr(_local, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("transcription cancelled")
+    progress = getattr(_local, "progress", None)
+    now = time.monotonic()
+    if progress is not None and now - getattr(_local, "beat", 0.0) >= BEAT_EVERY:
+        _local.beat = now
+        progress(getattr(_local, "fraction", 0.0))
+
+
+class _ProgressBar:
+    """Stands in for ``tqdm.tqdm`` inside whisper.transcribe; never prints."""
+
+    def __init__(self, *args: Any, total: int | None = None, **kwargs: Any) -> None:
+        self.total = total or 0
+        self.done = 0
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.total:
+            _local.fraction = min(1.0, self.done / self.total)
+        _local.beat = 0.0  # report the new fraction now
+        _check()
+
+
+class _TqdmModule:
+    tqdm = _ProgressBar
+
+
+def _forward_hook(module: Any, args: Any) -> None:
+    _check()
+
+
+def _install_progress_bar() -> None:
+    """Point ``whisper.transcribe``'s ``tqdm`` at the stand-in (once per process)."""
+    with _install_lock:
+        import whisper  # noqa: F401  (loads whisper.transcribe into sys.modules)
+
+        module = sys.modules["whisper.transcribe"]
+        current = getattr(module, "tqdm", None)
+        if current is _TqdmModule:
+            return
+        if not hasattr(current, "tqdm"):
+            raise EngineError(
+                "this openai-whisper version no longer reports progress through tqdm: "
+                "progress, cancellation and the watchdog heartbeat would not work",
+                hint="install the openai-whisper version whisperd was released with",
+            )
+        module.tqdm = _TqdmModule
+
+
+def _install_forward_hooks(model: Any) -> None:
+    """A pre-hook on the encoder and the decoder of ``model`` (once per model)."""
+    with _install_lock:
+        if getattr(model, "_whisperd_hooked", False):
+            return
+        model.encoder.register_forward_pre_hook(_forward_hook)
+        model.decoder.register_forward_pre_hook(_forward_hook)
+        model._whisperd_hooked = True
+
+
+@contextlib.contextmanager
+def hooked(
+    model: Any, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> Iterator[None]:
+    """Within the block, this thread's openai-whisper calls report and can be cancelled."""
+    _install_progress_bar()
+    _install_forward_hooks(model)
+    _local.progress, _local.cancel, _local.fraction, _local.beat = progress, cancel, 0.0, 0.0
+    try:
+        yield
+    finally:
+        _local.progress = _local.cancel = None
