@@ -2,7 +2,9 @@
 
 Owns every job's state from the moment a version of a file is enqueued until it is done,
 failed, superseded or gone: :mod:`.interface` (what the rest of whisperd may call),
-:mod:`.store` (the SQLite backend's transitions), :mod:`.schema` (tables, migrations,
+:mod:`.store` (the SQLite backend), :mod:`.transitions` (the worker's side: claim, the
+two-phase commit, outcomes, recovery), :mod:`.versions` (how a version enters),
+:mod:`.schema` (tables, migrations,
 connections), :mod:`.scheduling` (which job runs next), :mod:`.policy` (attempts, backoff,
 transient vs permanent), :mod:`.reports` (read-only queries) and :mod:`.job` (the row type).
 
@@ -10,13 +12,16 @@ May import: :mod:`daemon.config`, :mod:`daemon.version`, :mod:`daemon.errors`.
 """
 
 from daemon.queue.interface import JobStore
-from daemon.queue.job import KNOWN_STATES, STATES, Job
+from daemon.queue.job import FINAL_STATES, KNOWN_STATES, STATES, Job
 from daemon.queue.policy import INTERRUPTED, TRANSIENT_MAX_ATTEMPTS, RetryPolicy
 from daemon.queue.schema import FILENAME, SCHEMA_VERSION
 from daemon.queue.store import Ledger, open_ledger
+from daemon.queue.transitions import Recovery, crash_message
+from daemon.queue.versions import NewVersion
 
 __all__ = [
     "FILENAME",
+    "FINAL_STATES",
     "INTERRUPTED",
     "KNOWN_STATES",
     "SCHEMA_VERSION",
@@ -25,6 +30,9 @@ __all__ = [
     "Job",
     "JobStore",
     "Ledger",
+    "NewVersion",
+    "Recovery",
     "RetryPolicy",
+    "crash_message",
     "open_ledger",
 ]

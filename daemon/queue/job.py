@@ -14,9 +14,12 @@ from dataclasses import dataclass
 
 from daemon.version import Fingerprint
 
-STATES = ("queued", "running", "done", "failed", "superseded", "gone")
-#: States in which a version counts as known: it is never queued again.
-KNOWN_STATES = ("queued", "running", "done", "failed")
+STATES = ("queued", "running", "done", "failed", "superseded", "gone", "incomplete", "skipped")
+#: States in which a version counts as known: it is never queued again (a new version of
+#: the file is: a copy that completes, a replaced file).
+KNOWN_STATES = ("queued", "running", "done", "failed", "incomplete", "skipped")
+#: States that end a version's story (until ``whisperd retry`` or a new version).
+FINAL_STATES = ("done", "failed", "superseded", "gone", "skipped")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Job:
     progress: float
     last_error: str | None
     error_kind: str | None
+    crashes: int = 0  # times the service stopped while this job ran
+    staged: str | None = None  # JSON: outputs written, not yet published (two-phase commit)
+    source_action: str | None = None  # on_success action still to do: move | delete
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -68,6 +74,9 @@ class Job:
             progress=row["progress"],
             last_error=row["last_error"],
             error_kind=row["error_kind"],
+            crashes=row["crashes"],
+            staged=row["staged"],
+            source_action=row["source_action"],
         )
 
 

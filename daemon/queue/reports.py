@@ -37,6 +37,22 @@ class Reports:
             counts[state] = n
         return counts
 
+    def in_state(self, state: str, limit: int = 20) -> list[Job]:
+        """Jobs in ``state``, most recently changed first."""
+        rows = self._read(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (state, limit),
+        )
+        return [Job.from_row(r) for r in rows]
+
+    def unsettled_paths(self) -> set[str]:
+        """Paths with a version queued, incomplete, failed or skipped (not running)."""
+        rows = self._read(
+            "SELECT DISTINCT path FROM jobs WHERE state IN "
+            "('queued', 'incomplete', 'failed', 'skipped')"
+        )
+        return {os.fsdecode(p) for (p,) in rows}
+
     def running(self) -> list[Job]:
         """Jobs running now, oldest start first."""
         rows = self._read("SELECT * FROM jobs WHERE state = 'running' ORDER BY started_at, id")

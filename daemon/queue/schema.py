@@ -20,7 +20,7 @@ from daemon.errors import LedgerError
 log = structlog.get_logger(__name__)
 
 FILENAME = "ledger.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 CORRUPT_HINT = (
@@ -65,7 +65,41 @@ _SCHEMA_V1 = (
     "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'done'",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+_V1_COLUMNS = (
+    "id, path, size, mtime_ns, inode, state, attempts, not_before, enqueued_at, started_at, "
+    "finished_at, updated_at, worker, model, settings, outputs, audio_seconds, "
+    "processing_seconds, language, progress, last_error, error_kind"
+)
+
+# Schema 2: the states 'incomplete' (a file still being written, waiting for its next
+# change) and 'skipped' (not transcribed on purpose, with the reason); per job the number of
+# times the service stopped while it ran (``crashes``), the outputs written but not yet
+# published (``staged``, JSON: the two-phase commit of a job's outputs) and the on_success
+# action still to do (``source_action``); and a small key-value table for what the service
+# must remember or show (the version identity policy, the service's status).
+_SCHEMA_V2 = (
+    _SCHEMA_V1[0]
+    .replace("CREATE TABLE jobs (", "CREATE TABLE jobs_v2 (")
+    .replace(
+        "('queued','running','done','failed','superseded','gone')",
+        "('queued','running','done','failed','superseded','gone','incomplete','skipped')",
+    )
+    .replace(
+        "error_kind         TEXT    CHECK (error_kind IN ('permanent','transient'))",
+        "error_kind         TEXT    CHECK (error_kind IN ('permanent','transient')),\n"
+        "        crashes            INTEGER NOT NULL DEFAULT 0,\n"
+        "        staged             TEXT,\n"
+        "        source_action      TEXT    CHECK (source_action IN ('move','delete'))",
+    ),
+    f"INSERT INTO jobs_v2 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM jobs",
+    "DROP TABLE jobs",
+    "ALTER TABLE jobs_v2 RENAME TO jobs",
+    *_SCHEMA_V1[1:],
+    "CREATE INDEX jobs_pending_actions ON jobs (id) WHERE source_action IS NOT NULL",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

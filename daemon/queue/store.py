@@ -18,7 +18,7 @@ Rules:
 * **One running job per path**, enforced by a partial unique index; a new version waits
   until the older running version finishes (claim skips paths with a running row).
 * **Scheduling**: :mod:`daemon.queue.scheduling`. **Failures and crashes**:
-  :mod:`daemon.queue.policy`.
+  :mod:`daemon.queue.policy`. The worker's transitions are :mod:`daemon.queue.transitions`.
 
 Concurrency: one connection per :class:`Ledger`, opened with ``check_same_thread=False``
 and used under one ``threading.Lock`` (worker threads share it). Writes are ``BEGIN
@@ -29,12 +29,11 @@ service writes.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -43,22 +42,23 @@ from typing import Any
 import structlog
 
 from daemon.errors import LedgerError
-from daemon.queue.job import Job, inode_from_db, path_filter, version_key
-from daemon.queue.policy import INTERRUPTED, RetryPolicy
+from daemon.queue.job import KNOWN_STATES, Job, inode_from_db, path_filter, version_key
 from daemon.queue.reports import Reports
-from daemon.queue.scheduling import next_job
 from daemon.queue.schema import CORRUPT_HINT, FILENAME, connect
-from daemon.queue.versions import enqueue_one
+from daemon.queue.transitions import Transitions
+from daemon.queue.versions import NewVersion, enqueue_one
 from daemon.version import Fingerprint
 
 log = structlog.get_logger(__name__)
+
+KNOWN_SQL = "(" + ", ".join(f"'{s}'" for s in KNOWN_STATES) + ")"
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-class Ledger(Reports):
+class Ledger(Transitions, Reports):
     """The durable job queue in ``<state_dir>/ledger.sqlite3`` (pass the file's path)."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -144,19 +144,31 @@ class Ledger(Reports):
         model: str,
         settings_json: str,
         now: float | None = None,
+        state: str = "queued",
+        reason: str | None = None,
     ) -> Job | None:
-        """Queue a version; None when it is already known (queued/running/done/failed).
+        """Record a version; None when it is already known.
 
-        Older queued or failed versions of the path become superseded; a running one is
-        left to finish and this version waits for it.
+        Older queued, failed, incomplete or skipped versions of the path become superseded;
+        a running one is left to finish and this version waits for it. ``state`` may also
+        be ``incomplete``, ``failed`` or ``skipped``, with a ``reason``.
         """
+        jobs = self.enqueue_batch(
+            [NewVersion(path, fp, model, settings_json, state, reason)], now=now
+        )
+        return jobs[0] if jobs else None
+
+    def enqueue_batch(
+        self, versions: Sequence[NewVersion], *, now: float | None = None
+    ) -> list[Job]:
+        """Record many versions in one transaction (one fsync): the jobs that were new."""
         now = _now(now)
         with self._write("enqueue") as conn:
-            job_id = enqueue_one(conn, path, fp, model, settings_json, now)
-            job = None if job_id is None else self._job(conn, job_id)
-        if job is not None:
-            log.info("job_enqueued", job=job.id, path=path, model=model)
-        return job
+            ids = [enqueue_one(conn, new, now) for new in versions]
+            jobs = [self._job(conn, job_id) for job_id in ids if job_id is not None]
+        for job in jobs:
+            log.info("job_enqueued", job=job.id, path=job.path, model=job.model, state=job.state)
+        return jobs
 
     def enqueue_many(
         self,
@@ -166,24 +178,21 @@ class Ledger(Reports):
         settings_json: str,
         now: float | None = None,
     ) -> int:
-        """:meth:`enqueue` for many versions in one transaction (one fsync, for a first scan).
-
-        Returns how many were queued.
-        """
+        """Queue many versions with the same settings in one transaction; how many were new."""
         now = _now(now)
         with self._write("enqueue") as conn:
             count = sum(
-                enqueue_one(conn, path, fp, model, settings_json, now) is not None
+                enqueue_one(conn, NewVersion(path, fp, model, settings_json), now) is not None
                 for path, fp in versions
             )
         log.info("jobs_enqueued", count=count, model=model)
         return count
 
     def is_known(self, path: str, fp: Fingerprint) -> bool:
-        """True when this version is queued, running, done or failed (one indexed lookup)."""
+        """True when this version is recorded in a state that keeps it from being queued."""
         rows = self._read(
             "SELECT 1 FROM jobs WHERE path = ? AND size = ? AND mtime_ns = ? AND inode IS ? "
-            "AND state IN ('queued', 'running', 'done', 'failed')",
+            f"AND state IN {KNOWN_SQL}",
             version_key(path, fp),
         )
         return bool(rows)
@@ -191,193 +200,53 @@ class Ledger(Reports):
     def known_versions(self, under: str = "") -> set[tuple[str, Fingerprint]]:
         """Every known ``(path, fingerprint)``, optionally only in folder ``under``.
 
-        For a start-up scan: one query, then set lookups.
+        For a full scan: one query, then set lookups.
         """
         where, params = path_filter(under)
         rows = self._read(
-            f"SELECT path, size, mtime_ns, inode FROM jobs WHERE {where} "
-            "AND state IN ('queued', 'running', 'done', 'failed')",
+            f"SELECT path, size, mtime_ns, inode FROM jobs WHERE {where} AND state IN {KNOWN_SQL}",
             params,
         )
         return {(os.fsdecode(p), Fingerprint(s, m, inode_from_db(i))) for p, s, m, i in rows}
 
-    def mark_gone(self, path: str, now: float | None = None) -> int:
-        """The file vanished: its queued versions become gone. Returns how many."""
-        now = _now(now)
-        with self._write("mark gone") as conn:
-            count = conn.execute(
-                "UPDATE jobs SET state = 'gone', updated_at = ?, finished_at = ? "
-                "WHERE path = ? AND state = 'queued'",
-                (now, now, os.fsencode(path)),
-            ).rowcount
-        if count:
-            log.info("job_gone", path=path, count=count)
-        return count
+    def mark_gone(self, path: str, now: float | None = None) -> list[Job]:
+        """The file vanished: its waiting, incomplete and failed versions become gone.
 
-    # --- the worker's side ---
-
-    def recover(self, now: float | None = None, *, crash_limit: int | None = None) -> int:
-        """At start-up: running rows are a crash's leftovers → queued, attempts + 1.
-
-        With ``crash_limit``, a job whose attempts reach it fails instead (a file that
-        takes the service down every time). Returns how many rows were recovered.
+        Returns the versions that had failed (their ``.error.txt`` is stale now).
         """
         now = _now(now)
-        with self._write("recover") as conn:
-            failed = 0
-            if crash_limit is not None:
-                failed = conn.execute(
-                    "UPDATE jobs SET state = 'failed', attempts = attempts + 1, finished_at = ?, "
-                    "updated_at = ?, worker = NULL, last_error = ?, error_kind = 'permanent' "
-                    "WHERE state = 'running' AND attempts + 1 >= ?",
-                    (now, now, f"{INTERRUPTED} (given up after {crash_limit} times)",
-                     crash_limit),
-                ).rowcount  # fmt: skip
-            count = (
-                failed
-                + conn.execute(
-                    "UPDATE jobs SET state = 'queued', attempts = attempts + 1, not_before = ?, "
-                    "updated_at = ?, worker = NULL, progress = 0, last_error = ?, "
-                    "error_kind = 'transient' WHERE state = 'running'",
-                    (now, now, INTERRUPTED),
-                ).rowcount
-            )
-        if count:
-            log.warning("jobs_recovered", count=count, failed=failed, reason=INTERRUPTED)
-        return count
-
-    def claim(
-        self,
-        worker: str,
-        *,
-        loaded_models: Collection[str] = (),
-        now: float | None = None,
-        affinity_seconds: float = 0.0,
-    ) -> Job | None:
-        """Take the next job (see the module's scheduling rule), or None when none is ready."""
-        now = _now(now)
-        with self._write("claim") as conn:
-            chosen = next_job(conn, now, loaded_models, affinity_seconds)
-            if chosen is None:
-                return None
+        with self._write("mark gone") as conn:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE path = ? AND state IN "
+                "('queued', 'incomplete', 'failed', 'skipped')",
+                (os.fsencode(path),),
+            ).fetchall()
             conn.execute(
-                "UPDATE jobs SET state = 'running', started_at = ?, updated_at = ?, "
-                "worker = ?, progress = 0 WHERE id = ?",
-                (now, now, worker, chosen),
+                "UPDATE jobs SET state = 'gone', updated_at = ?, finished_at = ? "
+                "WHERE path = ? AND state IN ('queued', 'incomplete', 'failed', 'skipped')",
+                (now, now, os.fsencode(path)),
             )
-            job = self._job(conn, chosen)
-        log.info("job_claimed", job=job.id, path=job.path, worker=worker, model=job.model)
-        return job
+        if rows:
+            log.info("job_gone", path=path, count=len(rows))
+        return [Job.from_row(r) for r in rows if r["state"] == "failed"]
 
-    def set_progress(self, job_id: int, fraction: float, now: float | None = None) -> bool:
-        """Record progress (clamped to 0..1) of a running job; False if it is not running."""
+    # --- what the service remembers and shows ---
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the service's key-value table, or None."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str, now: float | None = None) -> None:
+        """Set a value of the service's key-value table."""
         now = _now(now)
-        fraction = min(1.0, max(0.0, fraction))
-        with self._write("set progress") as conn:
-            return (
-                conn.execute(
-                    "UPDATE jobs SET progress = ?, updated_at = ? "
-                    "WHERE id = ? AND state = 'running'",
-                    (fraction, now, job_id),
-                ).rowcount
-                == 1
+        with self._write("set meta") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, now),
             )
-
-    def complete(
-        self,
-        job_id: int,
-        *,
-        outputs: Sequence[str],
-        audio_seconds: float,
-        processing_seconds: float,
-        language: str | None,
-        now: float | None = None,
-    ) -> Job:
-        """A running job succeeded → done."""
-        now = _now(now)
-        with self._write("complete") as conn:
-            self._running(conn, job_id, "complete")
-            conn.execute(
-                "UPDATE jobs SET state = 'done', finished_at = ?, updated_at = ?, outputs = ?, "
-                "audio_seconds = ?, processing_seconds = ?, language = ?, progress = 1, "
-                "last_error = NULL, error_kind = NULL WHERE id = ?",
-                (now, now, json.dumps(list(outputs)), audio_seconds, processing_seconds,
-                 language, job_id),
-            )  # fmt: skip
-            return self._job(conn, job_id)
-
-    def fail(
-        self,
-        job_id: int,
-        *,
-        error: str,
-        transient: bool,
-        policy: RetryPolicy,
-        now: float | None = None,
-    ) -> str:
-        """A running job failed: 'queued' again after a backoff, or 'failed' for good."""
-        now = _now(now)
-        kind = "transient" if transient else "permanent"
-        with self._write("record failure") as conn:
-            attempts = self._running(conn, job_id, "fail").attempts + 1
-            decision = policy.after_failure(attempts, transient)
-            finished = now if decision.state == "failed" else None
-            conn.execute(
-                "UPDATE jobs SET state = ?, attempts = ?, not_before = ?, finished_at = ?, "
-                "updated_at = ?, worker = NULL, last_error = ?, error_kind = ? WHERE id = ?",
-                (decision.state, attempts, now + decision.delay, finished, now, error, kind,
-                 job_id),
-            )  # fmt: skip
-        log.warning(
-            "job_failed", job=job_id, state=decision.state, attempts=attempts,
-            limit=decision.limit, error_kind=kind, error=error, retry_in=decision.delay,
-        )  # fmt: skip
-        return decision.state
-
-    def requeue(self, job_id: int, *, reason: str, now: float | None = None) -> None:
-        """Put a running job back in the queue without counting an attempt (shutdown)."""
-        now = _now(now)
-        with self._write("requeue") as conn:
-            self._running(conn, job_id, "requeue")
-            conn.execute(
-                "UPDATE jobs SET state = 'queued', not_before = ?, updated_at = ?, "
-                "worker = NULL, progress = 0, last_error = ?, error_kind = NULL WHERE id = ?",
-                (now, now, reason, job_id),
-            )
-        log.info("job_requeued", job=job_id, reason=reason)
-
-    def abandon(self, job_id: int, *, state: str, reason: str, now: float | None = None) -> None:
-        """A running job whose source vanished ('gone') or changed ('superseded') before it ran."""
-        if state not in ("gone", "superseded"):
-            raise ValueError(f"abandon: state must be gone or superseded, not {state!r}")
-        now = _now(now)
-        with self._write("abandon") as conn:
-            self._running(conn, job_id, "abandon")
-            conn.execute(
-                "UPDATE jobs SET state = ?, finished_at = ?, updated_at = ?, worker = NULL, "
-                "last_error = ? WHERE id = ?",
-                (state, now, now, reason, job_id),
-            )
-        log.info("job_abandoned", job=job_id, state=state, reason=reason)
-
-    def retry(self, paths: Sequence[str] | None = None, *, now: float | None = None) -> int:
-        """Failed versions (all, or of these paths / below these folders) → queued afresh."""
-        now = _now(now)
-        if paths is None:
-            where, params = "1", []
-        else:
-            parts = [path_filter(p) for p in paths]
-            where = " OR ".join(w for w, _ in parts) or "0"
-            params = [x for _, ps in parts for x in ps]
-        with self._write("retry") as conn:
-            count = conn.execute(
-                "UPDATE jobs SET state = 'queued', attempts = 0, not_before = ?, "
-                "updated_at = ?, finished_at = NULL, worker = NULL "
-                f"WHERE state = 'failed' AND ({where})",
-                (now, now, *params),
-            ).rowcount
-        log.info("jobs_retried", count=count)
-        return count
 
 
 def open_ledger(state_dir: Path, *, readonly: bool = False) -> Ledger:

@@ -79,13 +79,15 @@ def test_an_old_ledger_reads_the_same_read_only(old_state: Path) -> None:
         done = ledger.history("a/done.wav")[0]
         assert (done.outputs, done.language) == (("a/done.srt",), "en")
         assert ledger.history("big.wav")[0].fingerprint.inode == (1 << 64) - 5
-        assert ledger.counts() == {"queued": 2, "running": 1, "done": 1, "failed": 1,
-                                   "superseded": 1, "gone": 1}  # fmt: skip
+        counts = {state: n for state, n in ledger.counts().items() if n}
+        assert counts == {"queued": 2, "running": 1, "done": 1, "failed": 1, "superseded": 1,
+                          "gone": 1}  # fmt: skip
 
 
 def test_an_old_ledger_opens_for_writing_and_keeps_its_promises(old_state: Path) -> None:
     with open_ledger(old_state) as ledger:
-        assert ledger.recover(now=200) == 1  # the crash leftover goes back to the queue
+        recovery = ledger.recover(now=200)  # the crash leftover goes back to the queue
+        assert [j.path for j in recovery.requeued] == ["b/sup.wav"] and not recovery.failed
         assert ledger.is_known("a/done.wav", Fingerprint(10, 1000, 1))  # never transcribed again
         assert not ledger.is_known("b/gone.wav", Fingerprint(12, 1002, 3))  # may come back
         assert ledger.enqueue("a/done.wav", Fingerprint(10, 1000, 1), model="base",

@@ -103,13 +103,13 @@ def test_database_refuses_two_running_rows_for_one_path(ledger: Ledger, db: Path
 
 def test_gone_version_is_revived_when_it_reappears(ledger: Ledger) -> None:
     job = add(ledger, "a.wav", now=1)
-    assert ledger.mark_gone("a.wav", now=2) == 1
+    assert ledger.mark_gone("a.wav", now=2) == []  # nothing had failed: no .error.txt to drop
     assert ledger.get(job.id).state == "gone"
     assert not ledger.is_known("a.wav", FP1)
     assert ledger.claim("w", now=3) is None
     again = add(ledger, "a.wav", now=4)
     assert (again.id, again.state, again.enqueued_at) == (job.id, "queued", 4)
-    assert ledger.mark_gone("nothing.wav", now=5) == 0
+    assert ledger.mark_gone("nothing.wav", now=5) == []
 
 
 def test_non_utf8_path_round_trips(ledger: Ledger, db: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import LedgerError
-from daemon.queue import INTERRUPTED, Ledger, RetryPolicy
+from daemon.queue import INTERRUPTED, Ledger, RetryPolicy, crash_message
 from tests.queue.support import FP1, REPO, add
 
 # --- failures and recovery ---------------------------------------------------------------
@@ -111,7 +111,7 @@ def test_recover_requeues_running_rows_left_by_a_restart(db: Path) -> None:
         job = add(led, "a.wav")
         led.claim("w", now=1)
     with Ledger(db) as led:
-        assert led.recover(now=50) == 1
+        assert len(led.recover(now=50)) == 1
         back = led.get(job.id)
         assert (back.state, back.attempts, back.last_error, back.not_before) == (
             "queued",
@@ -119,10 +119,14 @@ def test_recover_requeues_running_rows_left_by_a_restart(db: Path) -> None:
             INTERRUPTED,
             50,
         )
-        assert led.recover(now=51) == 0
+        assert len(led.recover(now=51)) == 0
         led.claim("w", now=52)
-        assert led.recover(now=53, crash_limit=2) == 1
-        assert led.get(job.id).state == "failed"
+        recovery = led.recover(now=53, crash_limit=2)  # the second interruption: given up
+        assert ([j.id for j in recovery.failed], recovery.requeued) == ([job.id], [])
+        given_up = led.get(job.id)
+        assert (given_up.state, given_up.crashes, given_up.attempts) == ("failed", 2, 2)
+        assert given_up.last_error == crash_message(2)
+        assert "stopped while transcribing this file 2 times" in given_up.last_error
 
 
 CLAIM_AND_HANG = """
@@ -160,7 +164,7 @@ def test_recover_after_kill_9_mid_transaction(db: Path) -> None:
         proc.wait(timeout=10)
     with Ledger(db) as led:  # the restart
         assert led.counts()["running"] == 1 and led.counts()["done"] == 0
-        assert led.recover(now=10) == 1
+        assert len(led.recover(now=10)) == 1
         back = led.get(job.id)
         assert (back.state, back.attempts, back.worker) == ("queued", 1, None)
         assert led.claim("w", now=11).id == job.id

@@ -19,7 +19,7 @@ from tests.queue.support import FP1, FP2, READ_COUNTS, add, run_python
 
 def test_counts_throughput_and_latest(ledger: Ledger) -> None:
     assert ledger.counts() == dict.fromkeys(
-        ["queued", "running", "done", "failed", "superseded", "gone"], 0
+        ["queued", "running", "done", "failed", "superseded", "gone", "incomplete", "skipped"], 0
     )
     for i, audio in enumerate([3600.0, 1800.0, 900.0]):
         job = add(ledger, f"{i}.wav", now=i)
