@@ -6,6 +6,11 @@ as one line; anything else escaping there is a bug and is logged with its traceb
 
 ``transient`` tells the failure policy whether trying again later can help (a full disk,
 CUDA out of memory, an I/O error on a network share) or not (corrupt media).
+
+``environment`` marks errors that are not about the file at all (CUDA gone after a driver
+update, a model missing or damaged, the outbox full or unmounted): the job goes back to the
+queue without an attempt counted, and the worker pauses with a backoff until the cause is
+gone, instead of failing every file in turn.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ class WhisperdError(Exception):
     """Base class: a failure whisperd understands and can explain in one line."""
 
     transient: bool = False
+    environment: bool = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -45,6 +51,8 @@ class ConfigError(WhisperdError):
 class ModelError(WhisperdError):
     """A model could not be found, fetched, verified, imported or loaded."""
 
+    environment = True  # no file in the queue can be transcribed with it either
+
 
 class ModelNotFoundError(ModelError):
     """The configured model is neither a Whisper model name, a checkpoint path, nor imported."""
@@ -60,6 +68,8 @@ class ModelChecksumError(ModelError):
 
 class ModelImportError(ModelError):
     """A CTranslate2 / faster-whisper model directory could not be converted."""
+
+    environment = False  # a command's error, not a running service's
 
 
 # --- media -------------------------------------------------------------------------------
@@ -107,6 +117,8 @@ class OutOfMemoryError(EngineError):
 class EngineUnavailableError(EngineError):
     """The configured engine or device is not available in this installation."""
 
+    environment = True
+
 
 # --- outputs -----------------------------------------------------------------------------
 
@@ -123,6 +135,16 @@ class OutputWriteError(OutputError):
     """Writing an output failed: disk full, permission, I/O error; retried later."""
 
     transient = True
+
+
+class OutboxUnavailableError(OutputWriteError):
+    """The outbox cannot take any file: full, read-only, unmounted or not writable."""
+
+    environment = True
+
+
+class ResourceError(WhisperdError):
+    """The file is too long for the configured limits or the memory this machine has."""
 
 
 # --- service -----------------------------------------------------------------------------

@@ -9,7 +9,16 @@ May import: :mod:`daemon.config`, :mod:`daemon.transcript`, :mod:`daemon.errors`
 :mod:`daemon.whisper_parts`. The bottom of the data path: it imports no other stage.
 """
 
-from daemon.outputs.atomic import TEMP_SUFFIX, cleanup_temp_files, is_temp_file, write_atomic
+from daemon.outputs.atomic import (
+    TEMP_SUFFIX,
+    Staged,
+    cleanup_temp_files,
+    discard,
+    finish,
+    is_temp_file,
+    publish,
+    write_atomic,
+)
 from daemon.outputs.error_file import ERROR_SUFFIX, error_file, write_error_file
 from daemon.outputs.naming import (
     MAX_STEM_BYTES,
@@ -21,24 +30,29 @@ from daemon.outputs.naming import (
     plan_outputs,
     source_stem,
 )
-from daemon.outputs.writers import render, render_json, write_outputs
+from daemon.outputs.writers import render, render_json, stage_outputs, write_outputs
 
 __all__ = [
     "ERROR_SUFFIX",
     "MAX_STEM_BYTES",
     "NAME_MAX",
     "TEMP_SUFFIX",
+    "Staged",
     "cleanup_temp_files",
     "colliding_stem",
+    "discard",
     "error_file",
+    "finish",
     "fit_stem",
     "is_temp_file",
     "mirror_dir",
     "output_paths",
     "plan_outputs",
+    "publish",
     "render",
     "render_json",
     "source_stem",
+    "stage_outputs",
     "write_atomic",
     "write_error_file",
     "write_outputs",

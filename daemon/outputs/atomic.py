@@ -1,22 +1,28 @@
 """Atomic writes: a reader on a share only ever sees complete files under their final name.
 
 :func:`write_atomic` writes a hidden temp file beside the target, fsyncs it, renames it into
-place and fsyncs the folder; :func:`cleanup_temp_files` removes temp files a crash left
-behind (at start-up); :func:`is_temp_file` lets the watcher ignore them. Errors become
-:class:`~daemon.errors.OutputWriteError` (transient: disk full, permission, read-only).
+place and fsyncs the folder. The two halves are usable apart, for a commit in two phases:
+:func:`write_temp` (a :class:`Staged` file: temp name, final name, sha256) and
+:func:`publish`; :func:`finish` completes a staged set after a crash. :func:`cleanup_temp_files`
+removes temp files a crash left behind (at start-up, after staged sets are finished);
+:func:`is_temp_file` lets the watcher ignore them. Errors become
+:class:`~daemon.errors.OutputWriteError`, or :class:`~daemon.errors.OutboxUnavailableError`
+when the outbox itself cannot take files (full, read-only, not writable, unmounted).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from daemon.errors import OutputWriteError
+from daemon.errors import OutboxUnavailableError, OutputWriteError
 
 log = structlog.get_logger(__name__)
 
@@ -35,20 +41,29 @@ def is_temp_file(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
+_UNMOUNTED = (errno.ENODEV, errno.ESTALE, errno.ENOTCONN, errno.EHOSTDOWN, errno.ENXIO)
+
+
 def write_error(path: Path, err: OSError) -> OutputWriteError:
+    """The error to raise for a failed write: the outbox's fault, or this file's."""
     code = err.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return OutputWriteError(
-            f"cannot write {path}: disk full", hint="free space in the outbox; retried later"
+        return OutboxUnavailableError(
+            f"cannot write {path}: disk full", hint="free space in the outbox; retried then"
         )
     if code in (errno.EACCES, errno.EPERM):
-        return OutputWriteError(
+        return OutboxUnavailableError(
             f"cannot write {path}: permission denied",
             hint="let the whisperd user write to the outbox folder",
         )
     if code == errno.EROFS:
-        return OutputWriteError(
+        return OutboxUnavailableError(
             f"cannot write {path}: read-only file system", hint="mount the outbox read-write"
+        )
+    if code in _UNMOUNTED:
+        return OutboxUnavailableError(
+            f"cannot write {path}: the outbox is unavailable ({err.strerror or err})",
+            hint="check that the outbox share is mounted",
         )
     return OutputWriteError(f"cannot write {path}: {err.strerror or err}")
 
@@ -67,13 +82,30 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
-    """Write ``data`` (str as UTF-8) to ``path`` so readers see the old file or the whole new one.
+@dataclass(frozen=True)
+class Staged:
+    """A file written and fsynced under a temp name, to be renamed to ``path``."""
+
+    path: Path
+    temp: Path
+    sha256: str
+
+    def record(self) -> dict[str, str]:
+        """What the ledger keeps of it (file system names, surrogate-escaped)."""
+        return {"path": os.fsdecode(self.path), "temp": os.fsdecode(self.temp),
+                "sha256": self.sha256}  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: dict[str, str]) -> Staged:
+        return cls(Path(record["path"]), Path(record["temp"]), record["sha256"])
+
+
+def write_temp(path: Path, data: str | bytes | memoryview) -> Staged:
+    """Write ``data`` (str as UTF-8) to a fsynced temp file beside ``path``; nothing renamed.
 
     The temp file ``.<name>.<random>.whisperd-tmp`` sits in the same folder (same
-    filesystem, so the rename is atomic); it is fsynced, renamed over ``path``, and the folder
-    is fsynced. On any OSError the temp file is removed and :class:`OutputWriteError` raised.
-    Permissions follow the umask, as for any newly created file.
+    filesystem, so the later rename is atomic). On any OSError it is removed and
+    :class:`OutputWriteError` raised. Permissions follow the umask.
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -89,14 +121,65 @@ def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temp, path)
-        created = False
     except OSError as err:
         if created:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
         raise write_error(path, err) from err
-    _fsync_dir(path.parent)
+    return Staged(path, temp, hashlib.sha256(payload).hexdigest())
+
+
+def publish(staged: list[Staged]) -> list[Path]:
+    """Rename every staged file into place, then fsync their folders; the final paths."""
+    for item in staged:
+        try:
+            os.replace(item.temp, item.path)
+        except OSError as err:
+            raise write_error(item.path, err) from err
+    for folder in {item.path.parent for item in staged}:
+        _fsync_dir(folder)
+    return [item.path for item in staged]
+
+
+def discard(staged: list[Staged]) -> None:
+    """Remove staged temp files that will not be published."""
+    for item in staged:
+        with contextlib.suppress(OSError):
+            os.unlink(item.temp)
+
+
+def finish(staged: list[Staged]) -> bool:
+    """Complete a publish that a crash interrupted; False when it cannot be completed.
+
+    Each file is either still under its temp name (renamed now) or already in place with
+    the recorded content (sha256 compared); anything else means the commit is lost.
+    """
+    pending = []
+    for item in staged:
+        if item.temp.is_file():
+            pending.append(item)
+        elif not (item.path.is_file() and _sha256(item.path) == item.sha256):
+            return False
+    publish(pending)
+    return True
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    staged = [write_temp(path, data)]
+    try:
+        publish(staged)
+    except BaseException:
+        discard(staged)
+        raise
 
 
 def cleanup_temp_files(root: Path) -> int:

@@ -1,7 +1,8 @@
 """What the output files contain: txt/srt/vtt/tsv through openai-whisper's writers, our JSON.
 
 :func:`render` produces one format; :func:`write_outputs` renders every requested format
-first (a rendering error writes nothing), then writes each file atomically. The writers of
+first (a rendering error writes nothing), then writes each file atomically;
+:func:`stage_outputs` stops before the renames, for the service's two-phase commit. The writers of
 openai-whisper are loaded without importing torch (:mod:`daemon.whisper_parts`).
 """
 
@@ -19,7 +20,7 @@ import structlog
 
 from daemon import __version__, whisper_parts
 from daemon.config import FORMATS, SubtitleSettings
-from daemon.outputs.atomic import write_atomic, write_error
+from daemon.outputs.atomic import Staged, discard, publish, write_error, write_temp
 from daemon.transcript import Segment, Transcript, Word
 
 log = structlog.get_logger(__name__)
@@ -179,17 +180,18 @@ def render(
     return _utf8_safe(buffer.getvalue())
 
 
-def write_outputs(
+def stage_outputs(
     transcript: Transcript,
     targets: dict[str, Path],
     *,
     subtitles: SubtitleSettings,
     meta: dict[str, Any],
-) -> list[Path]:
-    """Render every format in ``targets``, then write each file atomically; return the paths.
+) -> list[Staged]:
+    """Render every format in ``targets``, then write each to a fsynced temp file.
 
-    Rendering happens first, so a rendering error writes nothing. If a write fails, files
-    already written by this call stay (each is complete) and the error propagates.
+    Rendering happens first, so a rendering error writes nothing; if a write fails, the
+    temp files of this call are removed and the error propagates. Nothing is published:
+    :func:`~daemon.outputs.atomic.publish` renames them into place.
     """
     rendered = {fmt: render(transcript, fmt, subtitles=subtitles, meta=meta) for fmt in targets}
     for folder in {Path(p).parent for p in targets.values()}:
@@ -197,9 +199,33 @@ def write_outputs(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise write_error(folder, err) from err
-    written: list[Path] = []
-    for fmt, path in targets.items():
-        write_atomic(path, rendered[fmt])
-        written.append(Path(path))
+    staged: list[Staged] = []
+    try:
+        for fmt, path in targets.items():
+            staged.append(write_temp(path, rendered[fmt]))
+    except BaseException:
+        discard(staged)
+        raise
+    return staged
+
+
+def write_outputs(
+    transcript: Transcript,
+    targets: dict[str, Path],
+    *,
+    subtitles: SubtitleSettings,
+    meta: dict[str, Any],
+) -> list[Path]:
+    """:func:`stage_outputs`, then publish them all; return the paths.
+
+    If a rename fails, the files already renamed stay (each is complete), the remaining
+    temp files are removed and the error propagates.
+    """
+    staged = stage_outputs(transcript, targets, subtitles=subtitles, meta=meta)
+    try:
+        written = publish(staged)
+    except BaseException:
+        discard([s for s in staged if s.temp.exists()])
+        raise
     log.debug("outputs written", paths=[str(p) for p in written])
     return written
