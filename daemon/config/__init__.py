@@ -20,7 +20,13 @@ from daemon.config.load import (
     load_config,
     with_overrides,
 )
-from daemon.config.patterns import NameMatcher, name_matcher
+from daemon.config.patterns import (
+    NameMatcher,
+    folder_markers,
+    marker_path,
+    marker_present,
+    name_matcher,
+)
 from daemon.config.rules import Resolved, Resolver
 from daemon.config.schema import (
     Config,
@@ -69,7 +75,10 @@ __all__ = [
     "WorkerSettings",
     "builtin_config",
     "find_config",
+    "folder_markers",
     "load_config",
+    "marker_path",
+    "marker_present",
     "model_name",
     "name_matcher",
     "with_overrides",

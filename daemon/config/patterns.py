@@ -1,14 +1,20 @@
-"""The one file-name matcher: ``watch.include`` and ``watch.ignore`` globs, case-insensitive.
+"""The one file-name matcher, and what a ``ready_marker`` setting names.
 
-The watcher (is this file a candidate? is this path component ignored?), the output naming
+:func:`name_matcher`: ``watch.include`` and ``watch.ignore`` globs, case-insensitive. The
+watcher (is this file a candidate? is this path component ignored?), the output naming
 (which siblings are media, for collision-safe stems) and ``whisperd explain`` all ask the
-same question through :func:`name_matcher`, so they can never disagree.
+same question through it, so they can never disagree.
+
+:func:`marker_present`, :func:`marker_path`, :func:`folder_markers`: a ``ready_marker`` is
+a template naming one file's marker (``'{name}.ready'``) or a pattern for the folder's
+(``'*.done'``); intake waits for it, the worker removes it after success.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 import re
 from collections.abc import Callable, Iterable
 
@@ -31,3 +37,35 @@ def name_matcher(patterns: Iterable[str], *, empty: bool = False) -> NameMatcher
         return lambda name: empty
     match = regex.match
     return lambda name: match(name) is not None
+
+
+def marker_present(path: str, marker: str) -> bool:
+    """Whether ``marker`` (a '{name}' template, or a pattern) exists beside ``path``."""
+    folder, name = os.path.split(path)
+    if "{" in marker:
+        stem = os.path.splitext(name)[0]
+        return os.path.isfile(os.path.join(folder, marker.format(name=name, stem=stem)))
+    try:
+        entries = os.listdir(folder or ".")
+    except OSError:
+        return False
+    pattern = marker.lower()
+    return any(fnmatch.fnmatchcase(e.lower(), pattern) for e in entries if e != name)
+
+
+def folder_markers(folder: str, marker: str) -> list[str]:
+    """The files of ``folder`` that a folder pattern (``'*.done'``) matches."""
+    try:
+        entries = os.listdir(folder or ".")
+    except OSError:
+        return []
+    pattern = marker.lower()
+    return [os.path.join(folder, e) for e in entries if fnmatch.fnmatchcase(e.lower(), pattern)]
+
+
+def marker_path(path: str, marker: str) -> str | None:
+    """The per-file marker of ``path`` (a '{name}' template), None for a folder pattern."""
+    if "{" not in marker:
+        return None
+    folder, name = os.path.split(path)
+    return os.path.join(folder, marker.format(name=name, stem=os.path.splitext(name)[0]))

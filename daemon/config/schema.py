@@ -37,6 +37,7 @@ from daemon.config.values import (
     OutputName,
     PollMode,
     Positive,
+    ReadyMarker,
     Seconds,
     SuccessAction,
     TaskName,
@@ -151,6 +152,12 @@ class JobSettings(_Settings):
         default_factory=SubtitleSettings,
         description="Subtitle cue options; a folder rule may set some and keep the rest.",
     )
+    ready_marker: ReadyMarker = Field(
+        None,
+        description="A file that says another is complete: '{name}.ready' (per file, "
+        "removed after success) or a pattern like '*.done' (for the folder, removed once "
+        "its files are done); files wait until it exists. null: not used.",
+    )
     output_name: OutputName = Field(
         "{stem}",
         description="Output file name without extension; placeholders {stem} {ext} "
@@ -199,7 +206,20 @@ class WatchSettings(_Settings):
     )
     poll_interval: Positive = Field(5.0, description="Seconds between polls when polling.")
     stable_seconds: Seconds = Field(
-        5.0, description="Seconds a file's size and time must stay unchanged before a job starts."
+        5.0,
+        description="Seconds a file's size and time must stay unchanged before a job starts, "
+        "where nothing better tells that it is complete (see the README's guarantees).",
+    )
+    network_stable_seconds: Seconds = Field(
+        30.0,
+        description="The same, at least, for an inbox on a network filesystem (SMB, NFS): "
+        "writers on other machines are invisible and NFS caches file attributes for up to "
+        "60 s (acregmax), so a pause in a copy looks like its end for longer there.",
+    )
+    incomplete_timeout: Positive = Field(
+        3600.0,
+        description="Seconds a file found incomplete (a cut MP4, a WAV shorter than its "
+        "header says) may stay unchanged before it fails with an .error.txt.",
     )
     rescan_interval: Positive = Field(
         300.0, description="Seconds between full rescans of the inbox, to catch missed events."
@@ -235,6 +255,24 @@ class JobsSettings(_Settings):
     model_affinity: Seconds = Field(
         300.0,
         description="Seconds a job whose model is loaded may jump ahead of older jobs.",
+    )
+    crash_limit: Count = Field(
+        2,
+        description="Times the service may stop (killed, out of memory, crashed) while a file "
+        "is being transcribed before that file fails instead of being tried again.",
+    )
+    max_duration: OptionalPositive = Field(
+        21600.0, description="Longest audio, in seconds, a file may hold; null: no limit."
+    )
+    memory_check: Flag = Field(
+        True,
+        description="Before decoding, compare the memory a file's audio needs (about 0.42 GB "
+        "an hour) with the memory available, and retry later instead of running out.",
+    )
+    stall_timeout: Positive = Field(
+        900.0,
+        description="Seconds a running job may show no sign of life before the service "
+        "stops feeding systemd's watchdog (which then restarts it).",
     )
 
 

@@ -163,6 +163,29 @@ def _output_name(value: Any) -> str:
     return value
 
 
+def _ready_marker(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        _fail_marker(value)
+    if "/" in value or "\\" in value:
+        fail(f"{value!r} contains a slash: the marker lies beside the file it marks")
+    if "{" in value:
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            fail(f"{value!r} is not a valid template ({exc})")
+        if not fields <= {"name", "stem"}:
+            fail(f"{value!r} may use only {{name}} (the file's name) and {{stem}}")
+        if value.format(name="x", stem="x") in ("x", ""):
+            fail(f"{value!r} names the file itself: add a suffix like '{{name}}.ready'")
+    return value
+
+
+def _fail_marker(value: Any) -> None:
+    fail(f"must be a template like '{{name}}.ready' or a pattern like '*.done', got {show(value)}")
+
+
 def _base(info: ValidationInfo) -> Path:
     return (info.context or {}).get("base") or Path.cwd()
 
@@ -288,6 +311,7 @@ Temperatures = Annotated[
 Globs = Annotated[tuple[Annotated[str, BeforeValidator(_glob)], ...], AfterValidator(non_empty)]
 OptionalGlobs = tuple[Annotated[str, BeforeValidator(_glob)], ...]
 OutputName = Annotated[str, BeforeValidator(_output_name)]
+ReadyMarker = Annotated[str | None, BeforeValidator(_ready_marker)]
 Folder = Annotated[Path, BeforeValidator(_folder)]
 EngineName = Annotated[Engine, _choice("an engine", ENGINES)]
 ComputeTypeName = Annotated[ComputeType, _choice("a compute type", COMPUTE_TYPES)]

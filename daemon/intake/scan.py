@@ -27,6 +27,7 @@ from daemon.intake.stability import Stability
 from daemon.version import Fingerprint
 
 CTIME_SLACK_NS = 2_000_000_000  # clock granularity / skew allowance for the ctime filter
+KEEPALIVE_EVERY = 2000  # directory entries listed between two keepalive calls
 GONE_ERRORS = (FileNotFoundError, NotADirectoryError)
 
 
@@ -41,13 +42,21 @@ class Tree:
         ignore: NameMatcher,
         stability: Stability,
         warn_once: Callable[..., None],
+        revalidate: bool = False,
+        keepalive: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
+        self._revalidate = revalidate  # open() before each re-stat: NFS close-to-open
+        self._keepalive = keepalive
+        self._listed = 0
         self.root_real = os.path.realpath(root)
         self._include, self._ignore = include, ignore
         self._stability = stability
         self._warn_once = warn_once
         self.dirs: dict[str, tuple[int, int]] = {}  # abs dir -> (mtime_ns, inode), for polling
+        self.refused: dict[str, str] = {}  # rel -> why it is not taken (shown by status)
+        self._present: set[str] | None = None  # eligible files found, during a full scan
+        self._unreadable = 0  # folders that could not be listed, during a full scan
 
     # --- names ---------------------------------------------------------------------------
 
@@ -65,13 +74,22 @@ class Tree:
 
     # --- scanning ------------------------------------------------------------------------
 
-    def full_scan(self, now: float) -> int:
-        """Reconcile with the whole tree: new and changed files, tracked ones now gone."""
+    def full_scan(self, now: float) -> set[str] | None:
+        """Reconcile with the whole tree: new and changed files, tracked ones now gone.
+
+        Returns every eligible file found, or None when part of the tree could not be read
+        (then nobody may conclude that a file missing from the list is gone).
+        """
         self.dirs = {}
+        self.refused = {}
+        self._present, self._unreadable = set(), 0
         seen: set[str] = set()
-        files = self.scan(self.root, "", now, recursive=True, seen=seen)
+        try:
+            self.scan(self.root, "", now, recursive=True, seen=seen)
+        finally:
+            present, self._present = self._present, None
         self.reap(seen, None)
-        return files
+        return None if self._unreadable else present
 
     def poll(self, now: float) -> None:
         """Stat known directories, re-list only those that changed."""
@@ -130,11 +148,16 @@ class Tree:
             except OSError as err:
                 self._warn_once(dir_path, "cannot read inbox folder; skipping it",
                                 error=str(err))  # fmt: skip
+                self._unreadable += 1
                 continue
             self.dirs[dir_path] = (dst.st_mtime_ns, dst.st_ino)
             prefix = dir_rel + "/" if dir_rel else ""
             for entry in entries:
                 files += self._entry(entry, prefix, now, fresh, recursive, stack, seen)
+            self._listed += len(entries)
+            if self._keepalive is not None and self._listed >= KEEPALIVE_EVERY:
+                self._listed = 0
+                self._keepalive()  # a scan of a huge tree must not look like a hang
         return files
 
     def _entry(
@@ -172,6 +195,8 @@ class Tree:
             return 0  # vanished between listing and stat
         if fp is None:
             return 0
+        if self._present is not None:
+            self._present.add(rel)
         self._stability.observe(rel, entry.path, fp, now)
         if seen is not None and self._stability.tracks(rel):
             seen.add(rel)
@@ -199,11 +224,23 @@ class Tree:
         if not real.startswith(self.root_real + "/"):
             self._warn_once(path, "symlink points outside the inbox; refused", rel=rel,
                             target=real)  # fmt: skip
+            self.refused[rel] = "a symlink that leads outside the inbox"
             return None
         return Fingerprint.of(st) if stat.S_ISREG(st.st_mode) else None
 
     def probe(self, path: str, rel: str) -> Fingerprint | None:
-        """Current fingerprint; None if gone or no longer eligible; OSError if unknowable."""
+        """Current fingerprint; None if gone or no longer eligible; OSError if unknowable.
+
+        On a network filesystem the file is opened first: an NFS client revalidates its
+        cached attributes on open (close-to-open consistency), which a stat alone does not.
+        """
+        if self._revalidate:
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            except GONE_ERRORS:
+                return None
+            except OSError:
+                pass  # not readable this way (a FIFO, permissions): the stat still tells
         try:
             st = os.lstat(path)
         except GONE_ERRORS:

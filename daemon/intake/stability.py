@@ -1,12 +1,14 @@
-"""When a file counts as complete: the stability clock of every file seen in the inbox.
+"""The files seen in the inbox until they are handed on: pending, then emitted.
 
-A file becomes *ready* once its fingerprint (size, mtime_ns, inode) was seen unchanged at two
-observations at least ``stable_seconds`` apart on the caller's clock. Empty files too (the
-pipeline reports them as empty media). A renamed-in file with an old mtime still waits
-``stable_seconds``. A file whose version the ledger already knows is never tracked; a ready
-file is remembered (``emitted``) until it changes or goes, so it is handed on once.
+A file is *pending* from the first observation of a fingerprint (size, mtime_ns, inode)
+not known to the ledger; any change restarts it. Each :meth:`Stability.check` re-stats the
+pending files and asks the :class:`~daemon.intake.readiness.Judge` whether each is ready
+(handed to ``on_ready``), incomplete (handed to ``on_incomplete``) or must wait (with the
+reason, for the status). Empty files are handed on too (the pipeline reports them as empty
+media). A handed-on file is remembered (``emitted``) until it changes or goes, so it is
+handed on once per version.
 
-Pure bookkeeping: the scanner (:mod:`daemon.intake.scan`) feeds observations and supplies
+Bookkeeping only: the scanner (:mod:`daemon.intake.scan`) feeds observations and supplies
 the probe that re-stats a file; the watcher calls :meth:`Stability.check` once per step.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from daemon.intake.readiness import Judge, Settling, State
 from daemon.version import Fingerprint
 
 log = structlog.get_logger(__name__)
@@ -36,11 +39,11 @@ class Candidate:
     fingerprint: Fingerprint
 
 
-@dataclass(slots=True)
+@dataclass
 class _Pending:
     path: str
-    fp: Fingerprint
-    since: float  # clock time when ``fp`` was first observed
+    settling: Settling
+    reason: str = "settling"  # why it waits, as the judge said last
 
 
 class Stability:
@@ -48,15 +51,17 @@ class Stability:
 
     def __init__(
         self,
-        stable_seconds: float,
+        judge: Judge,
         *,
         on_ready: Callable[[Candidate], None],
         is_known: Callable[[str, Fingerprint], bool],
         on_gone: Callable[[str], None] | None,
         probe: Probe,
+        on_incomplete: Callable[[Candidate, str], None] | None = None,
     ) -> None:
-        self.stable_seconds = stable_seconds
+        self.judge = judge
         self._on_ready, self._is_known, self._on_gone = on_ready, is_known, on_gone
+        self._on_incomplete = on_incomplete
         self._probe = probe
         self.pending: dict[str, _Pending] = {}
         self.emitted: dict[str, Fingerprint] = {}
@@ -81,27 +86,50 @@ class Stability:
             del self.emitted[rel]  # rewritten or replaced: stability again, then emit again
         if self._is_known(rel, fp):
             return
-        self.pending[rel] = _Pending(path, fp, now)
+        self.pending[rel] = _Pending(path, Settling(fp, now))
+
+    def closed(self, rel: str) -> None:
+        """A writer closed ``rel`` (inotify): it may be ready without the stability window."""
+        pending = self.pending.get(rel)
+        if pending is not None:
+            pending.settling.closed = True
 
     def check(self, now: float) -> int:
-        """Re-stat pending files; hand on those unchanged for ``stable_seconds``."""
+        """Re-stat pending files; hand on those the judge finds ready (or incomplete)."""
         emitted = 0
         for rel, pending in list(self.pending.items()):
             try:
                 fp = self._probe(pending.path, rel)
+                if fp is None:
+                    self.gone(rel)
+                    continue
+                if fp != pending.settling.fp:
+                    pending.settling, pending.reason = Settling(fp, now), "settling"
+                    continue
+                decision = self.judge.decide(rel, pending.path, pending.settling, now)
             except OSError:
                 continue  # unreadable right now (EACCES, EIO): keep it, try again
-            if fp is None:
-                self.gone(rel)
-            elif fp != pending.fp:
-                pending.fp, pending.since = fp, now
-            elif now - pending.since >= self.stable_seconds:
-                self._on_ready(Candidate(rel, Path(pending.path), fp))
-                del self.pending[rel]
-                self.emitted[rel] = fp
+            if decision.state is State.WAIT:
+                pending.reason = decision.reason
+                continue
+            candidate = Candidate(rel, Path(pending.path), fp)
+            if decision.state is State.READY:
+                self._on_ready(candidate)
                 emitted += 1
+            elif self._on_incomplete is not None:
+                self._on_incomplete(candidate, decision.reason)
+            del self.pending[rel]
+            self.emitted[rel] = fp
         self.counts["emitted"] += emitted
         return emitted
+
+    def waiting(self) -> dict[str, int]:
+        """How many pending files wait for each kind of reason (for the status)."""
+        kinds: dict[str, int] = {}
+        for pending in self.pending.values():
+            kind = pending.reason.split(" (")[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds
 
     def reap_one(self, rel: str, path: str) -> None:
         """Forget ``rel`` if it is gone; keep it when that cannot be told."""

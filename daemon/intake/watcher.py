@@ -31,37 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from daemon.config import WatchSettings, name_matcher
+from daemon.intake import hints
 from daemon.intake.fsinfo import facts
+from daemon.intake.readiness import Judge, MarkerFor
 from daemon.intake.scan import GONE_ERRORS, Tree
 from daemon.intake.stability import Candidate, Stability
 from daemon.version import Fingerprint
 
-try:  # inotify exists on Linux only; elsewhere the watcher always polls.
-    from watchdog.observers.inotify import InotifyObserver
-except Exception:  # pragma: no cover - non-Linux or a libc without inotify
-    InotifyObserver = None  # type: ignore[assignment,misc]
-
 log = structlog.get_logger(__name__)
-
-MAX_HINTS = 10_000  # more distinct hinted paths between two steps: drop them, rescan instead
-
-
-class _HintHandler(FileSystemEventHandler):
-    """Runs in watchdog's thread: records paths to look at, nothing else."""
-
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        self._sink = sink
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        kind = event.event_type
-        if kind in ("opened", "closed_no_write") or (event.is_directory and kind == "modified"):
-            return  # a directory's "modified" fires on every create: its entries hint instead
-        self._sink(os.fsdecode(event.src_path))
-        if kind == "moved" and event.dest_path:
-            self._sink(os.fsdecode(event.dest_path))
 
 
 class Watcher:
@@ -75,15 +54,24 @@ class Watcher:
         on_ready: Callable[[Candidate], None],
         is_known: Callable[[str, Fingerprint], bool] = lambda r, f: False,
         on_gone: Callable[[str], None] | None = None,
+        on_incomplete: Callable[[Candidate, str], None] | None = None,
+        marker_for: MarkerFor = lambda rel: None,
+        before_scan: Callable[[], None] | None = None,
+        after_scan: Callable[[set[str]], None] | None = None,
+        keepalive: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._root = os.path.abspath(os.fsdecode(inbox))
         self._options = options
         self._clock = clock
-        self._tick = max(0.01, min(options.poll_interval, options.stable_seconds / 2, 1.0))
+        self._before_scan = before_scan
+        self._after_scan = after_scan
+        network = facts(self._root).network
+        judge = Judge(options, network=network, marker_for=marker_for)
+        self._tick = max(0.01, min(options.poll_interval, judge.window / 2, 1.0))
         self._stability = Stability(
-            options.stable_seconds, on_ready=on_ready, is_known=is_known, on_gone=on_gone,
-            probe=self._probe,
+            judge, on_ready=on_ready, is_known=is_known, on_gone=on_gone,
+            on_incomplete=on_incomplete, probe=self._probe,
         )  # fmt: skip
         self._tree = Tree(
             self._root,
@@ -91,13 +79,12 @@ class Watcher:
             ignore=name_matcher(options.ignore),
             stability=self._stability,
             warn_once=self._warn_once,
+            revalidate=network,
+            keepalive=keepalive,
         )
         self._warned: set[str] = set()  # paths already logged once (bad symlink, unreadable)
 
-        self._hints: dict[str, None] = {}
-        self._hints_lock = threading.Lock()
-        self._hints_overflow = False
-        self._handler = _HintHandler(self._add_hint)
+        self._hints = hints.Hints()
         self._observer: Any = None
 
         self._mode = "polling"
@@ -132,8 +119,7 @@ class Watcher:
         # 1. no more steps do work; 2. stop and join the observer thread; 3. drop stale hints.
         self._stopped = True
         self._stop_observer()
-        with self._hints_lock:
-            self._hints.clear()
+        self._hints.take()
 
     def run(self, stop: threading.Event) -> None:
         """Call :meth:`step` until ``stop`` is set, waking at least every ``tick`` seconds."""
@@ -183,6 +169,14 @@ class Watcher:
     def pending_count(self) -> int:
         """Files seen but not yet stable."""
         return len(self._stability.pending)
+
+    def refused(self) -> list[str]:
+        """Entries seen but not taken, with the reason ("a.wav: a symlink that ...")."""
+        return [f"{rel}: {why}" for rel, why in sorted(self._tree.refused.items())]
+
+    def waiting(self) -> dict[str, int]:
+        """Pending files by why they wait ("open for writing", "settling", ...)."""
+        return self._stability.waiting()
 
     def healthy(self, now: float | None = None) -> bool:
         """Started, inbox present, observer alive (inotify) and a full scan done recently."""
@@ -242,7 +236,7 @@ class Watcher:
 
     def _choose_mode(self) -> str:
         poll = self._options.poll
-        if poll == "always" or InotifyObserver is None:
+        if poll == "always" or not hints.INOTIFY:
             return "polling"
         if poll == "auto":
             fs = facts(self._root)
@@ -257,74 +251,40 @@ class Watcher:
         self._mode = self._choose_mode()
         if self._mode != "inotify":
             return
-        observer = None
         try:
-            observer = InotifyObserver()
-            observer.schedule(self._handler, self._root, recursive=True)
-            observer.start()
+            self._observer = hints.start_observer(self._root, self._hints.handler())
         except Exception as err:  # ENOSPC (watch limit), EMFILE (instance limit), …
             log.warning("cannot start the inotify observer; polling instead", inbox=self._root,
                         error=str(err))  # fmt: skip
-            if observer is not None:
-                self._join(observer)
             self._mode = "polling"
-            return
-        self._observer = observer
 
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
-            self._join(observer)
-
-    @staticmethod
-    def _join(observer: Any) -> None:
-        try:
-            observer.stop()
-            observer.join(timeout=5)
-        except Exception as err:  # a half-started observer may refuse; it is dropped anyway
-            log.debug("observer stop failed", error=str(err))
-
-    def _threads(self) -> list[threading.Thread]:
-        obs = self._observer
-        if obs is None:
-            return []
-        fd_reader = getattr(obs, "_inotify_fd", None)  # watchdog ≥ 6 reads inotify in a thread
-        return [obs, *obs.emitters, *([fd_reader] if isinstance(fd_reader, threading.Thread)
-                                      else [])]  # fmt: skip
+            hints.join(observer)
 
     def _observer_alive(self) -> bool:
-        threads = self._threads()
+        threads = hints.threads(self._observer)
         return bool(threads) and all(t.is_alive() for t in threads)
 
     def _observer_death_reason(self) -> str:
         if self._observer is None:
             return "no observer"
-        dead = [type(t).__name__ for t in self._threads() if not t.is_alive()]
+        dead = [type(t).__name__ for t in hints.threads(self._observer) if not t.is_alive()]
         return f"thread(s) stopped: {', '.join(dead)} (inbox deleted, moved, or an error)"
 
     # --- hints (inotify) -----------------------------------------------------------------------
 
-    def _add_hint(self, path: str) -> None:
-        """Called from watchdog's thread."""
-        with self._hints_lock:
-            if len(self._hints) >= MAX_HINTS:
-                self._hints_overflow = True
-                self._hints.clear()
-            elif not self._hints_overflow:
-                self._hints[path] = None
-
     def _process_hints(self, now: float) -> None:
-        with self._hints_lock:
-            hints, self._hints = self._hints, {}
-            overflow, self._hints_overflow = self._hints_overflow, False
-        if overflow:
+        taken = self._hints.take()
+        if taken is None:
             log.warning("too many filesystem events at once; rescanning", inbox=self._root)
             self._next_full = now
             return
-        for path in hints:
-            self._hint(path, now)
+        for path, closed in taken.items():
+            self._hint(path, closed, now)
 
-    def _hint(self, path: str, now: float) -> None:
+    def _hint(self, path: str, closed: bool, now: float) -> None:
         """Look at one hinted path: a folder is scanned, a file observed or forgotten."""
         tree, stability = self._tree, self._stability
         rel = tree.rel(path)
@@ -343,13 +303,20 @@ class Watcher:
         fp = tree.file_fp(path, rel, st)
         if fp is not None:
             stability.observe(rel, path, fp, now)
+            if closed:
+                stability.closed(rel)
         elif stability.tracks(rel):
             stability.gone(rel)  # replaced by something that is not an eligible file
 
     def _full_scan(self, now: float) -> None:
         """The reconciliation scan, timed and counted."""
         started = time.monotonic()
-        files = self._tree.full_scan(now)
+        if self._before_scan is not None:
+            self._before_scan()
+        present = self._tree.full_scan(now)
+        if present is not None and self._after_scan is not None:
+            self._after_scan(present)
+        files = len(present) if present is not None else -1
         self._last_scan_seconds = time.monotonic() - started
         self._last_full_scan, self._next_full = now, now + self._options.rescan_interval
         self._next_poll = now + self._options.poll_interval

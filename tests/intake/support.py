@@ -59,20 +59,32 @@ class FakeClock:
         return self.now
 
 
-def write(path: Path, data: bytes = b"ID3 audio bytes") -> Path:
+def write(path: Path, data: bytes = b"some audio bytes") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
 
 
 def stepped(inbox: Path, clock: FakeClock, rec: Recorder, **options: object) -> Watcher:
-    """A started watcher driven by hand with the fake clock (no run thread)."""
+    """A started watcher driven by hand with the fake clock (no run thread).
+
+    It polls unless told otherwise: with inotify, a writer's close event would make files
+    ready at once, and these tests are about the clock they drive.
+    """
     watcher = Watcher(
         inbox,
-        WatchSettings(**{**FAST, **options}),  # type: ignore[arg-type]
+        WatchSettings(**{**FAST, "poll": "always", **options}),  # type: ignore[arg-type]
         on_ready=rec.on_ready,
         on_gone=rec.on_gone,
         clock=clock,
     )
     watcher.start()
     return watcher
+
+
+def stays_false(predicate: Callable[[], object], seconds: float) -> None:
+    """Fail if ``predicate`` becomes true within ``seconds`` (a negative check)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not predicate(), f"became true within {seconds}s: {predicate}"
+        time.sleep(0.01)

@@ -95,7 +95,8 @@ def test_is_known_skips_without_waiting_and_changed_file_is_new(inbox: Path) -> 
         return (rel, fp) in known
 
     rec = Recorder()
-    watcher = Watcher(inbox, WatchSettings(**FAST), on_ready=rec.on_ready, is_known=is_known,
+    watcher = Watcher(inbox, WatchSettings(**FAST, poll="always"), on_ready=rec.on_ready,
+                      is_known=is_known,
                       clock=FakeClock())  # fmt: skip
     watcher.start()
     write(inbox / "new.mp3")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.intake import Watcher
-from tests.intake.support import FakeClock, Recorder, stepped, wait_for, write
+from tests.intake.support import FakeClock, Recorder, stays_false, stepped, wait_for, write
 
 # watchdog warns when it re-adds a watch for a folder created while it was adding watches
 # (nested mkdir -p); harmless, and the watcher's scans cover that race anyway.
@@ -21,28 +21,45 @@ pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"
 # --- stability -----------------------------------------------------------------------------
 
 
-def test_file_written_at_once_is_ready_after_stable_seconds_exactly_once(
+def test_file_closed_by_its_writer_is_ready_at_once_exactly_once(
     inbox: Path, running: Callable[..., tuple[Watcher, Recorder]]
 ) -> None:
-    watcher, rec = running(inbox, poll="never")
+    # No stability window for a local file whose writer closed it and holds it no more.
+    watcher, rec = running(inbox, poll="never", stable_seconds=5.0)
     wait_for(watcher.healthy, what="start-up scan")
     assert watcher.mode == "inotify"
     written_at = time.monotonic()
     write(inbox / "talk.mp3", b"x" * 1000)
     wait_for(lambda: rec.count("talk.mp3") == 1, what="talk.mp3 ready")
     candidate, ready_at = rec.ready[0]
-    assert ready_at - written_at >= 0.2
+    assert ready_at - written_at < 2.5  # well within the 5 s window
     assert candidate.path == inbox / "talk.mp3"
     assert candidate.fingerprint.size == 1000
-    # A later file needs a full stability period; by then talk.mp3 had many more steps.
     write(inbox / "later.mp3")
     wait_for(lambda: rec.count("later.mp3") == 1, what="later.mp3 ready")
     assert rec.names() == ["talk.mp3", "later.mp3"]
 
 
+def test_a_writer_that_pauses_longer_than_the_window_holds_the_file(
+    inbox: Path, running: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """A stalled upload: size and mtime still for 4 windows, but the file is open."""
+    watcher, rec = running(inbox, poll="never", stable_seconds=0.2)
+    wait_for(watcher.healthy, what="start-up scan")
+    with open(inbox / "upload.mp3", "wb") as fh:
+        fh.write(b"x" * 1000)
+        fh.flush()
+        stays_false(lambda: rec.count("upload.mp3"), seconds=0.8)
+        assert watcher.waiting() == {"open for writing": 1}
+        fh.write(b"y" * 1000)
+    wait_for(lambda: rec.count("upload.mp3") == 1, what="upload.mp3 ready after close")
+    assert rec.candidate("upload.mp3").fingerprint.size == 2000
+
+
 def test_stability_uses_the_injected_clock(inbox: Path) -> None:
+    # Polling: no close event tells that the writer is done, so the window decides.
     clock, rec = FakeClock(), Recorder()
-    watcher = stepped(inbox, clock, rec, stable_seconds=5.0)
+    watcher = stepped(inbox, clock, rec, stable_seconds=5.0, poll="always")
     write(inbox / "a.mp3")
     assert watcher.step(now=100.0) == 0
     assert watcher.pending_count == 1
@@ -56,7 +73,7 @@ def test_stability_uses_the_injected_clock(inbox: Path) -> None:
 
 def test_growing_file_resets_the_stability_clock(inbox: Path) -> None:
     clock, rec = FakeClock(), Recorder()
-    watcher = stepped(inbox, clock, rec, stable_seconds=1.0)
+    watcher = stepped(inbox, clock, rec, stable_seconds=1.0, poll="always")
     path = write(inbox / "slow.wav", b"a")
     watcher.step(now=0.0)
     with path.open("ab") as f:
@@ -70,7 +87,7 @@ def test_growing_file_resets_the_stability_clock(inbox: Path) -> None:
 
 def test_empty_file_is_handed_on_once_stable(inbox: Path) -> None:
     clock, rec = FakeClock(), Recorder()
-    watcher = stepped(inbox, clock, rec, stable_seconds=1.0)
+    watcher = stepped(inbox, clock, rec, stable_seconds=1.0, poll="always")
     write(inbox / "empty.mp3", b"")
     watcher.step(now=0.0)
     assert watcher.step(now=0.5) == 0
@@ -102,7 +119,9 @@ def test_slow_copy_is_emitted_once_after_the_last_chunk(
     wait_for(lambda: rec.count("lecture.mp3") == 1, what="lecture.mp3 ready")
     candidate, ready_at = rec.ready[0]
     assert candidate.fingerprint.size == 20 * 4096
-    assert ready_at >= finished[0] + 0.3
+    # Open for writing the whole time: never before the last chunk; once its writer closed
+    # it, no stability window is needed any more.
+    assert ready_at >= finished[0]
     write(inbox / "sentinel.mp3")
     wait_for(lambda: rec.count("sentinel.mp3") == 1)
     assert rec.count("lecture.mp3") == 1
