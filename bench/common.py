@@ -178,15 +178,17 @@ class Service:
         self.sock: socket.socket | None = None
         self.ready_seconds: float | None = None
         self.messages: list[str] = []
+        self.received: list[tuple[float, str]] = []  # (monotonic time, message)
 
-    def start(self, timeout: float = 300.0) -> float:
+    def start(self, timeout: float = 300.0, env: dict[str, str] | None = None) -> float:
         """Start and wait for READY=1; returns seconds from process start to READY."""
         sock_path = self.root / "notify.sock"
         sock_path.unlink(missing_ok=True)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(sock_path))
         self.sock.settimeout(0.05)
-        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(ROOT),
+               **(env or {})}  # fmt: skip
         log = open(self.root / "service.log", "ab")  # noqa: SIM115 - the child holds it
         started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -222,6 +224,7 @@ class Service:
             except OSError:
                 return
             self.messages.append(message)
+            self.received.append((time.monotonic(), message))
 
     @property
     def pid(self) -> int:

@@ -12,6 +12,7 @@ both services running side by side.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sqlite3
@@ -24,7 +25,9 @@ from bench import common
 SUBFOLDERS = 10
 
 
-def make_tree(inbox: Path, files: int) -> list[tuple[str, Any]]:
+def make_tree(
+    inbox: Path, files: int, payload: bytes = b"RIFF-not-audio-0"
+) -> list[tuple[str, Any]]:
     """Create the tree; (inbox-relative path, ledger Fingerprint) of every file."""
     from daemon.intake import facts
     from daemon.version import VersionPolicy
@@ -33,7 +36,6 @@ def make_tree(inbox: Path, files: int) -> list[tuple[str, Any]]:
     per_sub = max(1, min(100, files // (SUBFOLDERS * 10)))
     folders = max(1, files // (SUBFOLDERS * per_sub))
     versions = []
-    payload = b"RIFF-not-audio-0"
     for f in range(folders):
         for s in range(SUBFOLDERS):
             rel_dir = f"d{f:03d}/s{s:02d}"
@@ -121,6 +123,49 @@ def measure(work: Path, files: int, *, model: str, idle_seconds: float) -> dict[
     return out
 
 
+def rows(state: Path) -> int:
+    """Versions the service recorded so far (read straight from the file, no lock)."""
+    try:
+        with sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def burst(work: Path, files: int, *, model: str) -> dict[str, Any]:
+    """``files`` new files appear at once in a running service's inbox (a few folder renames,
+    as a copy tool finishing would): seconds until every one is recorded in the ledger, and
+    the longest silence of the watchdog meanwhile (pings are due every second)."""
+    root = work / f"burst{files}"
+    staging = root / "staging"
+    staging.mkdir(parents=True)
+    make_tree(staging, files, payload=b"not audio: intake only")
+    config = common.write_config(root, model=model, language="en",
+                                 watch="jobs: {max_attempts: 1}\n")  # fmt: skip
+    with common.Service(root, config) as service:
+        service.start(env={"WATCHDOG_USEC": "2000000"})
+        started = time.monotonic()
+        for top in sorted(staging.iterdir()):
+            os.rename(top, service.inbox / top.name)
+        while rows(service.state) < files:
+            if time.monotonic() - started > 1800:
+                raise TimeoutError(f"only {rows(service.state)} of {files} recorded")
+            time.sleep(0.2)
+        recorded = time.monotonic() - started
+        pings = [t for t, m in service.received if "WATCHDOG=1" in m.splitlines()]
+        during = [t for t in pings if started - 2 <= t <= started + recorded + 2]
+        gaps = [b - a for a, b in itertools.pairwise(during)]
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "files": files,
+        "recorded_seconds": round(recorded, 2),
+        "files_per_second": round(files / recorded, 1),
+        "stable_seconds_included": common.SHIPPED_STABLE_SECONDS,
+        "watchdog_pings": len(during),
+        "longest_watchdog_gap_seconds": round(max(gaps), 2) if gaps else None,
+    }
+
+
 def baseline(work: Path, model: str) -> float:
     """Start-up time on an empty inbox: interpreter, imports, ledger, watcher."""
     root = work / "empty"
@@ -138,6 +183,7 @@ def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dic
                               "empty_inbox_startup_seconds": baseline(work, model)}  # fmt: skip
     for files in sizes:
         result[str(files)] = measure(work, files, model=model, idle_seconds=idle_seconds)
+    result["burst"] = {str(n): burst(work, n, model=model) for n in sizes}
     largest = result[str(max(sizes))]
     modes = ("inotify", "polling")
     result["targets"] = {
@@ -149,6 +195,9 @@ def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dic
         ),
         "RSS without the model < 300 MB": all(
             result[str(n)][m]["rss_mb"] < 300 for n in sizes for m in modes
+        ),
+        "watchdog fed during a burst (gap < 30 s)": all(
+            (result["burst"][str(n)]["longest_watchdog_gap_seconds"] or 0) < 30 for n in sizes
         ),
     }
     return result

@@ -140,7 +140,8 @@ class Notifier:
     def _send(self, *lines: str) -> None:
         if not lines:
             return
-        message = "\n".join(lines).encode()
+        # A name that is not UTF-8 (a lone surrogate) must never stop a notification.
+        message = "\n".join(lines).encode("utf-8", "backslashreplace")
         with self._lock:
             if self._sock is None or self._addr is None:
                 return

@@ -3,13 +3,19 @@
 The test suite registers it (:func:`install`) in its own process, or runs ``whisperd`` as
 ``python -m tests.e2e.fake_whisperd`` (which installs it, then runs the real CLI). Decoding
 and writing stay real; only recognition is faked: the text names the language and the audio
-length, so tests can check which settings and which file were used. WHISPERD_FAKE_DELAY
-(seconds per job, default 0) makes jobs slow enough to signal mid-job.
+length, so tests can check which settings and which file were used. Environment knobs:
+
+* ``WHISPERD_FAKE_DELAY``: seconds per job (default 0), slow enough to signal mid-job;
+* ``WHISPERD_FAKE_CRASH_SECONDS``: a file of this many seconds of audio (±0.05) kills the
+  whole process with SIGKILL, as an out-of-memory kill or a segfault in a decoder would;
+* ``WHISPERD_FAKE_STUCK``: every job sleeps this many seconds without looking at the
+  cancel event, as a step that cannot be cancelled (a model load, a long decode) does.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -24,6 +30,9 @@ class FakeEngine:
     def __init__(self, cache) -> None:
         self.cache = cache
         self.delay = float(os.environ.get("WHISPERD_FAKE_DELAY", "0"))
+        crash = os.environ.get("WHISPERD_FAKE_CRASH_SECONDS")
+        self.crash_seconds = float(crash) if crash else None
+        self.stuck = float(os.environ.get("WHISPERD_FAKE_STUCK", "0"))
 
     def loaded_models(self) -> set[str]:
         return set()
@@ -39,6 +48,10 @@ class FakeEngine:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> Transcript:
+        if self.crash_seconds is not None and abs(audio.duration - self.crash_seconds) < 0.05:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.stuck:
+            time.sleep(self.stuck)  # deaf to the cancel event, like a non-cancellable step
         deadline = time.monotonic() + self.delay
         while time.monotonic() < deadline:
             if cancel is not None and cancel.is_set():

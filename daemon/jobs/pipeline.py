@@ -1,15 +1,24 @@
 """One media file through decode → engine → outputs: shared by ``transcribe`` and the service.
 
-The caller decides where outputs go (``out_dir``) and what the JSON's ``source`` says; the
-pipeline decodes (unless handed pre-decoded audio), transcribes, names the outputs (after the
-language is known, since ``output_name`` may use it) and writes them atomically. It logs one
-summary line per file.
+Two halves, so that the service can record the outputs in the ledger between writing them
+and publishing them (:mod:`daemon.queue.transitions`):
+
+* :func:`transcribe`: the guards (``jobs.max_duration``, memory), decoding (unless handed
+  pre-decoded audio), the engine;
+* :func:`stage`: names the outputs (after the language is known, since ``output_name`` may
+  use it), renders every format and writes each to a fsynced temp file, and logs the one
+  summary line of the file.
+
+:func:`run` does both and publishes at once (``whisperd transcribe``). ``on_step`` hears
+each step's name as it starts ("checking", "decoding", "transcribing", "writing"): with
+the engine's progress and decoding's ticks, it is the worker's heartbeat.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +26,26 @@ from typing import Any
 import structlog
 
 from daemon import __version__
-from daemon.config import JobSettings, NameMatcher
+from daemon.config import JobSettings, JobsSettings, NameMatcher
 from daemon.engines import Engine, ProgressCallback
+from daemon.jobs import guards
 from daemon.media import Audio, decode
-from daemon.outputs import plan_outputs, write_outputs
+from daemon.outputs import Staged, plan_outputs, publish, stage_outputs
 from daemon.transcript import Transcript
 
 log = structlog.get_logger(__name__)
+
+StepCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    """What the engine made of one file, and how long it took so far."""
+
+    audio: Audio
+    transcript: Transcript
+    started: float  # monotonic time the job started
+    decode_seconds: float
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,59 @@ def settings_record(settings: JobSettings) -> dict[str, Any]:
     return settings.model_dump(mode="json")
 
 
+def transcribe(
+    source: Path,
+    *,
+    settings: JobSettings,
+    engine: Engine,
+    limits: JobsSettings | None = None,
+    audio: Audio | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    on_step: StepCallback = lambda step: None,
+) -> Transcribed:
+    """Guards, decode, engine: the transcript of ``source`` (nothing written yet)."""
+    started = time.monotonic()
+    if audio is None:
+        if limits is not None:
+            on_step("checking")
+            guards.check(source, limits)
+        on_step("decoding")
+        audio = decode(source, tick=lambda: on_step("decoding"))
+    if limits is not None:
+        guards.check(source, limits, seconds=audio.duration)
+    decoded = time.monotonic()
+    on_step("transcribing")
+    transcript = engine.transcribe(audio, settings, progress=progress, cancel=cancel)
+    return Transcribed(audio, transcript, started, decoded - started)
+
+
+def stage(
+    source: Path,
+    done: Transcribed,
+    *,
+    source_label: str,
+    settings: JobSettings,
+    out_dir: Path,
+    is_media: NameMatcher,
+) -> list[Staged]:
+    """Every requested format of ``done`` in fsynced temp files beside their final names."""
+    transcript, audio = done.transcript, done.audio
+    targets = plan_outputs(source, settings, out_dir, transcript.language, is_media)
+    meta = {
+        "source": source_label,
+        "model": settings.model,
+        "engine": transcript.engine,
+        "settings": settings_record(settings),
+        "audio_duration": round(audio.duration, 3),
+        "processing_seconds": round(time.monotonic() - done.started, 3),
+        "whisperd_version": __version__,
+    }
+    staged = stage_outputs(transcript, targets, subtitles=settings.subtitles, meta=meta)
+    _summary(source_label, settings, done, [s.path for s in staged])
+    return staged
+
+
 def run(
     source: Path,
     *,
@@ -53,42 +128,24 @@ def run(
     cancel: threading.Event | None = None,
 ) -> JobResult:
     """Transcribe ``source`` and write every requested format into ``out_dir``."""
-    started = time.monotonic()
-    if audio is None:
-        audio = decode(source)
-    decoded = time.monotonic()
-    transcript = engine.transcribe(audio, settings, progress=progress, cancel=cancel)
-    targets = plan_outputs(source, settings, out_dir, transcript.language, is_media)
-    meta = {
-        "source": source_label,
-        "model": settings.model,
-        "engine": transcript.engine,
-        "settings": settings_record(settings),
-        "audio_duration": round(audio.duration, 3),
-        "processing_seconds": round(time.monotonic() - started, 3),
-        "whisperd_version": __version__,
-    }
-    written = write_outputs(transcript, targets, subtitles=settings.subtitles, meta=meta)
-    total = time.monotonic() - started
-    _summary(source_label, settings, transcript, audio.duration, total, written)
+    done = transcribe(source, settings=settings, engine=engine, audio=audio,
+                      progress=progress, cancel=cancel)  # fmt: skip
+    staged = stage(source, done, source_label=source_label, settings=settings,
+                   out_dir=out_dir, is_media=is_media)  # fmt: skip
+    written = publish(staged)
     return JobResult(
-        transcript=transcript,
+        transcript=done.transcript,
         outputs=tuple(written),
-        audio_seconds=audio.duration,
-        decode_seconds=decoded - started,
-        processing_seconds=total,
+        audio_seconds=done.audio.duration,
+        decode_seconds=done.decode_seconds,
+        processing_seconds=time.monotonic() - done.started,
     )
 
 
-def _summary(
-    label: str,
-    settings: JobSettings,
-    transcript: Transcript,
-    audio_seconds: float,
-    total: float,
-    written: list[Path],
-) -> None:
+def _summary(label: str, settings: JobSettings, done: Transcribed, written: list[Path]) -> None:
     """The canonical log line of one transcribed file."""
+    transcript, seconds = done.transcript, done.audio.duration
+    total = time.monotonic() - done.started
     probability = transcript.language_probability
     log.info(
         "transcribed",
@@ -97,8 +154,8 @@ def _summary(
         engine=transcript.engine,
         language=transcript.language,
         language_probability=round(probability, 3) if probability is not None else None,
-        audio_seconds=round(audio_seconds, 2),
+        audio_seconds=round(seconds, 2),
         processing_seconds=round(total, 2),
-        realtime_factor=round(audio_seconds / total, 2) if total > 0 else None,
+        realtime_factor=round(seconds / total, 2) if total > 0 else None,
         outputs=[p.name for p in written],
     )

@@ -1,15 +1,24 @@
 """The source file of a job: is it still the version that was queued, and what happens to
-it after success (``jobs.on_success``: keep, move into ``jobs.archive_dir``, delete)."""
+it after success (``jobs.on_success``: keep, move into ``jobs.archive_dir``, delete).
+
+The action is taken only on the version that was transcribed: the file is compared with the
+job's fingerprint first, and a file replaced during its job (a re-export, a second upload)
+is left alone for its own job. The archive never overwrites: a name already taken there
+gets a numbered suffix (``talk (2).mp3``). A ready marker of the file (``ready_marker:
+'{name}.ready'``) goes with it; a folder's marker (``'*.done'``) once nothing of the
+folder waits any more.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from enum import Enum
 from pathlib import Path
 
 import structlog
 
-from daemon.config import Config
+from daemon.config import Config, folder_markers, marker_path
 from daemon.version import Fingerprint, VersionPolicy
 
 log = structlog.get_logger(__name__)
@@ -30,23 +39,71 @@ def check_version(source: Path, queued: Fingerprint, policy: VersionPolicy) -> S
     return SourceState.CURRENT if current == queued else SourceState.CHANGED
 
 
-def after_success(cfg: Config, rel_path: str, source: Path) -> None:
-    """on_success: keep, move (mirrored into archive_dir) or delete the source.
+def act(
+    cfg: Config, rel_path: str, source: Path, version: Fingerprint, policy: VersionPolicy
+) -> bool:
+    """Carry out on_success (move or delete) on ``source`` if it is still ``version``.
 
-    Runs strictly after every output was written and the job recorded done; a failure here
-    is logged, never raised (the transcript exists; the source stays where it was).
+    Returns True when the action is settled (done, or moot because the file changed or
+    went), False when it failed and may be tried again (logged).
     """
-    policy = cfg.jobs.on_success
+    action = cfg.jobs.on_success
+    if action == "keep":
+        return True
     try:
-        if policy == "delete":
+        state = check_version(source, version, policy)
+    except OSError as err:
+        log.error("on_success_failed", policy=action, error=str(err))
+        return False
+    if state is not SourceState.CURRENT:
+        log.info("source_left_alone", policy=action,
+                 reason="the file changed during its job" if state is SourceState.CHANGED
+                 else "the file is gone")  # fmt: skip
+        return True
+    try:
+        if action == "delete":
             source.unlink()
-        elif policy == "move":
+        else:
             assert cfg.jobs.archive_dir is not None  # config validation guarantees it
-            target = cfg.jobs.archive_dir / rel_path
+            target = free_name(cfg.jobs.archive_dir / rel_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(source, target)
+            if target.name != source.name:
+                log.warning("archived_under_another_name", target=str(target),
+                            reason="a file of that name is already in the archive")  # fmt: skip
     except OSError as err:
-        log.error("on_success_failed", policy=policy, error=str(err))
+        log.error("on_success_failed", policy=action, error=str(err))
+        return False
+    log.info("source_handled", policy=action)
+    return True
+
+
+def free_name(target: Path) -> Path:
+    """``target``, or ``name (2).ext``, ``name (3).ext``... whichever does not exist yet."""
+    if not os.path.lexists(target):
+        return target
+    stem, suffix = target.stem, target.suffix
+    n = 2
+    while os.path.lexists(candidate := target.with_name(f"{stem} ({n}){suffix}")):
+        n += 1
+    return candidate
+
+
+def remove_marker(marker: str | None, source: Path, folder_idle: bool) -> None:
+    """Remove the ready marker that let ``source`` in (a folder's once the folder is idle)."""
+    if marker is None:
+        return
+    path = marker_path(os.fspath(source), marker)
+    if path is not None:
+        targets = [Path(path)]
     else:
-        if policy != "keep":
-            log.info("source_handled", policy=policy)
+        targets = [Path(p) for p in folder_markers(os.fspath(source.parent), marker)]
+        if not folder_idle:
+            return
+    for target in targets:
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.warning("ready_marker_not_removed", marker=str(target), error=str(err))

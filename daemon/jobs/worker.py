@@ -4,24 +4,31 @@ One worker per configured device, each a thread with its own model cache. A job'
 are resolved from the *current* configuration when it starts (so a SIGHUP reload applies to
 queued files); the JSON output records the settings used.
 
-Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`):
+Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`; what is recorded,
+:mod:`daemon.jobs.outcome`):
 
-* success → ``done``; then the source is kept, moved or deleted (:mod:`.source`), strictly
-  after every output was written; a stale ``.error.txt`` is removed;
-* a :class:`WhisperdError` → the ledger's ``fail`` (transient errors get more attempts and a
-  backoff); when the job fails for good, ``.error.txt`` says what failed and how to retry;
+* success → outputs staged, recorded, published, ``done``; then the on_success action;
+* an error about the file (:class:`WhisperdError`) → a failed attempt (transient errors get
+  more attempts and a backoff); for good: ``.error.txt``;
+* an error about the environment (``err.environment``: CUDA gone, a model missing, the
+  outbox full or unmounted) → the job goes back to the queue with no attempt counted and the
+  worker *pauses*: it claims nothing for a backoff (``jobs.retry_backoff``, doubling up to
+  ``retry_backoff_max``), then tries again, so the queue is not burnt through; the pause
+  and its reason show in ``whisperd status`` and systemd's STATUS=;
 * any other exception is a bug: logged with its traceback, counted as a failed attempt;
+  the thread survives anything at the job boundary;
 * cancelled (graceful stop ran out of time) → back in the queue, no attempt counted;
 * the source vanished or changed before the job started → ``gone`` / ``superseded``.
 
-The service sees a worker only through its public methods: :meth:`Worker.snapshot` (what it
-is doing, as one consistent value), :meth:`Worker.alive`, :meth:`Worker.wake`,
-:meth:`Worker.request_stop`, :meth:`Worker.cancel_job` and :meth:`Worker.join`.
+The service sees a worker only through :meth:`Worker.snapshot` (one consistent value),
+:meth:`Worker.alive`, :meth:`Worker.wake`, :meth:`Worker.request_stop`,
+:meth:`Worker.cancel_job` and :meth:`Worker.join`. The heartbeat in the snapshot moves on
+every step of a job (checking, decoding, transcribing, writing), every few hundred packets
+decoded, and every window the engine transcribes.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,11 +40,11 @@ import structlog
 from daemon.config import Config, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
 from daemon.errors import SourceReadError, WhisperdError
-from daemon.jobs import pipeline
-from daemon.jobs.source import SourceState, after_success, check_version
+from daemon.jobs import outcome, pipeline
+from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
-from daemon.outputs import error_file, mirror_dir, write_error_file
-from daemon.queue import Job, JobStore, RetryPolicy
+from daemon.outputs import discard, mirror_dir
+from daemon.queue import Job, JobStore
 from daemon.version import VersionPolicy
 
 log = structlog.get_logger(__name__)
@@ -52,8 +59,11 @@ class Activity:
     """What a worker is doing, for status lines and health checks (replaced, never mutated)."""
 
     job: Job | None = None
+    step: str = "idle"
     progress: float = 0.0
     heartbeat: float = 0.0  # monotonic time of the last sign of life
+    paused: str | None = None  # why it claims nothing for now (an environment error)
+    paused_until: float = 0.0  # monotonic
 
 
 class Worker:
@@ -79,6 +89,7 @@ class Worker:
         self.cache = ModelCache(cfg.model_dir, cfg.models.cache_size, base_dir=cfg.path.parent)
         self._engines: dict[str, Engine] = {}
         self._activity = Activity(heartbeat=time.monotonic())
+        self._pauses = 0  # environment errors in a row: the pause doubles with each
         self._stop_claiming = threading.Event()  # finish the current job, take no new one
         self._cancel = threading.Event()  # abort the current job (it goes back to the queue)
         self._wake = threading.Event()  # a job was queued: claim now, not after IDLE_WAIT
@@ -122,10 +133,18 @@ class Worker:
     def run(self) -> None:
         while not self._stop_claiming.is_set():
             self._beat()
+            if self._activity.paused and time.monotonic() < self._activity.paused_until:
+                self._stop_claiming.wait(min(IDLE_WAIT, self._activity.paused_until
+                                             - time.monotonic()))  # fmt: skip
+                continue
             try:
                 worked = self.step()
             except WhisperdError as err:  # the ledger itself failed (disk full, locked)
                 log.error("worker step failed; retrying", worker=self.name, error=str(err))
+                worked = False
+                self._stop_claiming.wait(LEDGER_RETRY)
+            except Exception:  # a bug outside any job: log it, keep the worker alive
+                log.exception("worker step crashed; retrying", worker=self.name)
                 worked = False
                 self._stop_claiming.wait(LEDGER_RETRY)
             if not worked:
@@ -146,7 +165,9 @@ class Worker:
         )
         if job is None:
             return False
-        self._activity = Activity(job=job, heartbeat=time.monotonic())
+        paused = self._activity
+        self._activity = Activity(job=job, step="starting", heartbeat=time.monotonic(),
+                                  paused=paused.paused)  # fmt: skip
         structlog.contextvars.bind_contextvars(
             job=job.id, path=job.path, folder=PurePosixPath(job.path).parent.as_posix()
         )
@@ -154,54 +175,61 @@ class Worker:
             self._process(rules, job)
         finally:
             structlog.contextvars.unbind_contextvars("job", "path", "folder")
-            self._activity = Activity(heartbeat=time.monotonic())
+            current = self._activity
+            self._activity = Activity(heartbeat=time.monotonic(), paused=current.paused,
+                                      paused_until=current.paused_until)  # fmt: skip
         return True
 
-    def _beat(self) -> None:
-        self._activity = replace(self._activity, heartbeat=time.monotonic())
+    def _beat(self, step: str | None = None) -> None:
+        activity = self._activity
+        self._activity = replace(activity, heartbeat=time.monotonic(),
+                                 step=step or activity.step)  # fmt: skip
 
     # --- one job ---
 
     def _process(self, rules: Resolver, job: Job) -> None:
+        """One job from claim to recorded outcome; nothing escapes but BaseException."""
         cfg = rules.cfg
         source = cfg.inbox / job.path
-        if not self._source_current(cfg, job, source):
-            return
-        started = time.monotonic()
         try:
-            settings = rules.resolve(PurePosixPath(job.path).parent).settings
-            result = pipeline.run(
-                source,
-                source_label=job.path,
-                settings=settings,
-                out_dir=mirror_dir(cfg.inbox, cfg.outbox, source),
-                engine=self._engine(settings.engine),
-                is_media=name_matcher(cfg.watch.include),
-                progress=self._progress_reporter(job),
-                cancel=self._cancel,
-            )
+            if not self._source_current(cfg, job, source):
+                return
+            self._run(rules, job, source)
         except Cancelled:
-            self.ledger.requeue(job.id, reason="stopped: the service shut down mid-job",
-                                now=self._clock())  # fmt: skip
-            return
+            self._requeue(job, "stopped: the service shut down mid-job")
         except WhisperdError as err:
-            self._failed(cfg, job, source, str(err), transient=err.transient)
-            return
+            if err.environment:
+                self._pause(job, err)
+            else:
+                self._fail(cfg, job, str(err), transient=err.transient)
         except Exception as err:  # a bug: keep the service alive, count an attempt
             log.exception("job_crashed", error=f"{type(err).__name__}: {err}")
-            self._failed(cfg, job, source, f"internal error: {type(err).__name__}: {err}",
-                         transient=False)  # fmt: skip
-            return
-        self.ledger.complete(
-            job.id,
-            outputs=[os.fsdecode(p.relative_to(cfg.outbox)) for p in result.outputs],
-            audio_seconds=result.audio_seconds,
-            processing_seconds=time.monotonic() - started,
-            language=result.transcript.language,
-            now=self._clock(),
-        )
-        error_file(cfg, source).unlink(missing_ok=True)
-        after_success(cfg, job.path, source)
+            self._fail(cfg, job, f"internal error: {type(err).__name__}: {err}", transient=False)
+
+    def _run(self, rules: Resolver, job: Job, source: Path) -> None:
+        cfg = rules.cfg
+        settings = rules.resolve(PurePosixPath(job.path).parent).settings
+        done = pipeline.transcribe(
+            source, settings=settings, engine=self._engine(settings.engine), limits=cfg.jobs,
+            progress=self._progress_reporter(job), cancel=self._cancel, on_step=self._beat,
+        )  # fmt: skip
+        self._beat("writing")
+        staged = pipeline.stage(source, done, source_label=job.path, settings=settings,
+                                out_dir=mirror_dir(cfg.inbox, cfg.outbox, source),
+                                is_media=name_matcher(cfg.watch.include))  # fmt: skip
+        record = {
+            "audio_seconds": done.audio.duration,
+            "processing_seconds": time.monotonic() - done.started,
+            "language": done.transcript.language,
+        }
+        try:
+            outcome.commit(self.ledger, cfg, job, staged, record=record, version=self._version,
+                           stop=self._stop_claiming, now=self._clock)  # fmt: skip
+        except BaseException:
+            discard(staged)  # what was not renamed into place (a crash leaves them to finish)
+            raise
+        self._pauses = 0  # a job went through: the environment is fine again
+        self._activity = replace(self._activity, paused=None, paused_until=0.0)
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -214,7 +242,7 @@ class Worker:
             state = check_version(source, job.fingerprint, self._version)
         except OSError as err:
             error = SourceReadError(f"{job.path}: cannot read the file ({err.strerror})")
-            self._failed(cfg, job, source, str(error), transient=True)
+            self._fail(cfg, job, str(error), transient=True)
             return False
         if state is SourceState.GONE:
             self.ledger.abandon(job.id, state="gone", reason="the file disappeared",
@@ -237,13 +265,27 @@ class Worker:
 
         return report
 
-    def _failed(self, cfg: Config, job: Job, source: Path, error: str, *, transient: bool) -> None:
-        state = self.ledger.fail(
-            job.id,
-            error=error,
-            transient=transient,
-            policy=RetryPolicy.from_settings(cfg.jobs),
-            now=self._clock(),
+    def _fail(self, cfg: Config, job: Job, error: str, *, transient: bool) -> None:
+        outcome.failed(self.ledger, cfg, job, error, transient=transient,
+                       stop=self._stop_claiming, now=self._clock)  # fmt: skip
+
+    def _requeue(self, job: Job, reason: str) -> None:
+        outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,
+                                                         now=self._clock()),
+                             self._stop_claiming, "requeue")  # fmt: skip
+
+    def _pause(self, job: Job, err: WhisperdError) -> None:
+        """An environment error: the job waits in the queue, the worker pauses and retries."""
+        jobs = self._rules().cfg.jobs
+        self._pauses += 1
+        delay = min(jobs.retry_backoff * 2 ** (self._pauses - 1), jobs.retry_backoff_max)
+        self._requeue(job, f"waiting: {err}")
+        self._activity = replace(self._activity, paused=str(err),
+                                 paused_until=time.monotonic() + delay)  # fmt: skip
+        log.error(
+            "worker_paused",
+            worker=self.name,
+            error=str(err),
+            retry_in=round(delay, 1),
+            hint="no file is failed for this; the queue resumes once the cause is gone",
         )
-        if state == "failed":
-            write_error_file(cfg, job.path, source, error, attempts=job.attempts + 1)

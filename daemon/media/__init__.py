@@ -1,8 +1,9 @@
 """Media: what a file holds and its audio as Whisper needs it.
 
 Owns everything that reads the bytes of a source: :mod:`.probe` (headers, streams, declared
-durations, how opening fails) and :mod:`.decode` (PyAV to 16 kHz mono float32, truncation
-and damage checks).
+durations, how opening fails), :mod:`.decode` (PyAV to 16 kHz mono float32, truncation
+and damage checks) and :mod:`.completeness` (is a container whole, from its own structure,
+with bounded reads: used by intake before a file is queued).
 
 May import: :mod:`daemon.errors` (and :mod:`daemon.config`); nothing else of whisperd.
 """

@@ -19,10 +19,11 @@ from typing import Any, NamedTuple
 import structlog
 
 from daemon.config import OFFICIAL_MODELS
-from daemon.errors import ModelChecksumError, ModelDownloadError, ModelError
+from daemon.errors import ModelChecksumError, ModelDownloadError, ModelError, OutOfMemoryError
 from daemon.models.resolve import resolve, sha256_file
 
 log = structlog.get_logger(__name__)
+
 
 def pick_device(device: str) -> str:
     """``auto`` is cuda when available, else cpu."""
@@ -110,23 +111,49 @@ class ModelCache:
         return self.get_for(key, lambda: load(model, device, self.model_dir, self.base_dir))
 
     def get_for(self, key: CacheKey, loader: Callable[[], Any]) -> Any:
-        """The model cached under ``key``, loaded with ``loader()`` when missing."""
+        """The model cached under ``key``, loaded with ``loader()`` when missing.
+
+        Room is made *before* loading (a model about to be evicted must not have to fit
+        beside the new one on the device); a load that runs out of device memory is tried
+        once more with the cache emptied, then reported as OutOfMemoryError (transient).
+        """
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        loaded = loader()
+            self._evict(keep=self.capacity - 1)
+        try:
+            loaded = loader()
+        except Exception as err:
+            if not _out_of_memory(err):
+                raise
+            log.warning("model load ran out of memory; unloading every model and retrying",
+                        model=key.model, device=key.device)  # fmt: skip
+            self.clear()
+            try:
+                loaded = loader()
+            except Exception as again:
+                if _out_of_memory(again):
+                    raise OutOfMemoryError(
+                        f"{key.device} has not enough memory to load model {key.model!r}",
+                        hint="retried later; use a smaller model or free the device",
+                    ) from None
+                raise
         with self._lock:
             self._models[key] = loaded
             self._models.move_to_end(key)
-            while len(self._models) > self.capacity:
-                evicted, _ = self._models.popitem(last=False)
-                log.info(
-                    "model unloaded", model=evicted.model, device=evicted.device,
-                    engine=evicted.engine,
-                )  # fmt: skip
-                _release_device_memory(evicted.device)
+            self._evict(keep=self.capacity)
         return loaded
+
+    def _evict(self, keep: int) -> None:
+        """Unload least recently used models until at most ``keep`` remain (lock held)."""
+        while len(self._models) > max(0, keep):
+            evicted, _ = self._models.popitem(last=False)
+            log.info(
+                "model unloaded", model=evicted.model, device=evicted.device,
+                engine=evicted.engine,
+            )  # fmt: skip
+            _release_device_memory(evicted.device)
 
     def loaded(self, engine: str | None = None) -> set[str]:
         """Names of the loaded models (of one engine, or of all)."""
@@ -139,6 +166,11 @@ class ModelCache:
             self._models.clear()
         for device in devices:
             _release_device_memory(device)
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """CUDA's out-of-memory (torch's own class, or CTranslate2's RuntimeError text)."""
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
 
 
 def _release_device_memory(device: str) -> None:

@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
+
 def import_model(
     sources: Sequence[Path], name: str, model_dir: Path, *, force: bool = False
 ) -> dict:

@@ -142,8 +142,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-
-
 @dataclass(frozen=True)
 class ModelEntry:
     name: str

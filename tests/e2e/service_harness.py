@@ -28,6 +28,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+FAST_WATCH = {"stable_seconds": 0.3, "poll_interval": 0.1, "rescan_interval": 2}
+
+
 def stays_false(predicate: Callable[[], Any], seconds: float, interval: float = 0.05) -> None:
     """Fail the test if ``predicate()`` becomes truthy within ``seconds`` (a negative check)."""
     deadline = time.monotonic() + seconds
@@ -58,17 +61,21 @@ class Service:
         self.messages: list[str] = []
 
     def write_config(
-        self, extra: str = "", jobs: dict | None = None, defaults: dict | None = None
+        self,
+        extra: str = "",
+        jobs: dict | None = None,
+        defaults: dict | None = None,
+        watch: dict | None = None,
     ) -> None:
-        """The test config; ``extra``: more top-level YAML; ``jobs`` and ``defaults``:
-        overrides in those sections."""
+        """The test config; ``extra``: more top-level YAML; ``jobs``, ``defaults`` and
+        ``watch``: overrides in those sections."""
         settings = {"retry_backoff": 0.1, "retry_backoff_max": 0.2, "stop_timeout": 10,
                     **(jobs or {})}  # fmt: skip
         self.config.write_text(
             f"inbox: {self.inbox}\noutbox: {self.outbox}\nstate_dir: {self.state}\n"
             f"model_dir: {ROOT / 'models'}\n"
             f"defaults: {json.dumps({'model': 'tiny.en', **(defaults or {})})}\n"
-            "watch: {stable_seconds: 0.3, poll_interval: 0.1, rescan_interval: 2}\n"
+            f"watch: {json.dumps({**FAST_WATCH, **(watch or {})})}\n"
             f"jobs: {json.dumps(settings)}\n" + extra,
             encoding="utf-8",
         )
@@ -150,9 +157,13 @@ class Service:
                 found.append(record)
         return found
 
+    def cli_command(self, *args: str) -> list[str]:
+        """The argv of a ``whisperd`` command on this service's configuration."""
+        return [sys.executable, "-m", "daemon", *args, "-c", str(self.config)]
+
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", *args, "-c", str(self.config)],
+            self.cli_command(*args),
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
             timeout=120,
         )  # fmt: skip

@@ -10,8 +10,8 @@ import pytest
 
 from daemon import models
 from daemon.config import OFFICIAL_MODELS
-from daemon.models import ct2
 from daemon.errors import ModelChecksumError, ModelImportError, ModelNotFoundError
+from daemon.models import ct2
 from scripts.install_models import source_dirs
 from tests.speech import clips
 

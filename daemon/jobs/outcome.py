@@ -1,0 +1,161 @@
+"""What a worker records after a job: done (two-phase), failed, or back to the queue.
+
+:func:`commit` is the success path: the staged outputs are recorded in the ledger, renamed
+into place, and the job recorded done with its on_success action still to do; then the
+stale ``.error.txt`` goes, the source action and the ready marker are carried out.
+:func:`failed` records a failure (the policy decides: back to the queue after a backoff, or
+failed for good) and, for good, writes the ``.error.txt`` and removes the outputs of an
+earlier version of the file, which no longer match it. :func:`with_retries` repeats a
+ledger write that fails (a locked or briefly unwritable state_dir) so that no job is left
+``running`` by a passing error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+
+from daemon.config import Config
+from daemon.errors import LedgerError
+from daemon.jobs import source as source_mod
+from daemon.outputs import Staged, error_file, publish, write_error_file
+from daemon.queue import Job, JobStore, RetryPolicy
+from daemon.version import VersionPolicy
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+LEDGER_RETRY = 1.0  # seconds between attempts of a ledger write that failed
+LEDGER_GIVE_UP = 300.0  # then the job is left for the next start's recovery
+
+
+def with_retries(op: Callable[[], T], stop: threading.Event, what: str) -> T:
+    """``op()``, tried again while it raises LedgerError (until ``stop``, or a bound)."""
+    deadline = time.monotonic() + LEDGER_GIVE_UP
+    while True:
+        try:
+            return op()
+        except LedgerError as err:
+            if stop.is_set() or time.monotonic() > deadline:
+                raise
+            log.warning("ledger_write_failed_retrying", op=what, error=str(err))
+            stop.wait(LEDGER_RETRY)
+
+
+def commit(
+    ledger: JobStore,
+    cfg: Config,
+    job: Job,
+    staged: list[Staged],
+    *,
+    record: dict,
+    version: VersionPolicy,
+    stop: threading.Event,
+    now: Callable[[], float],
+) -> Job:
+    """Record, publish, complete; then the after-success chores (never raising)."""
+    with_retries(lambda: ledger.stage(job.id, {**record, "files": [s.record() for s in staged]},
+                                      now=now()), stop, "stage outputs")  # fmt: skip
+    publish(staged)
+    action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
+    done = with_retries(
+        lambda: ledger.complete(
+            job.id,
+            outputs=[os.fsdecode(s.path.relative_to(cfg.outbox)) for s in staged],
+            audio_seconds=record["audio_seconds"],
+            processing_seconds=record["processing_seconds"],
+            language=record["language"],
+            source_action=action,
+            now=now(),
+        ),
+        stop,
+        "complete",
+    )
+    after_success(ledger, cfg, done, version, now)
+    return done
+
+
+def after_success(
+    ledger: JobStore, cfg: Config, job: Job, version: VersionPolicy, now: Callable[[], float]
+) -> None:
+    """Stale .error.txt, on_success, ready marker: each failure logged, none raised."""
+    source = cfg.inbox / job.path
+    try:
+        error_file(cfg, source).unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("error_file_not_removed", error=str(err))
+    if job.source_action is not None and source_mod.act(
+        cfg, job.path, source, job.fingerprint, version
+    ):
+        with contextlib.suppress(LedgerError):
+            ledger.source_done(job.id, now=now())
+    marker = _marker(job)
+    if marker is not None:
+        folder = Path(job.path).parent.as_posix()
+        idle = _folder_idle(ledger, folder)
+        source_mod.remove_marker(marker, source, idle)
+
+
+def failed(
+    ledger: JobStore,
+    cfg: Config,
+    job: Job,
+    error: str,
+    *,
+    transient: bool,
+    stop: threading.Event,
+    now: Callable[[], float],
+) -> str:
+    """Record a failure; for good: ``.error.txt`` and the outputs of older versions go."""
+    state = with_retries(
+        lambda: ledger.fail(job.id, error=error, transient=transient,
+                            policy=RetryPolicy.from_settings(cfg.jobs), now=now()),
+        stop,
+        "record failure",
+    )  # fmt: skip
+    if state == "failed":
+        source = cfg.inbox / job.path
+        write_error_file(cfg, job.path, source, error, attempts=job.attempts + 1)
+        remove_old_outputs(ledger, cfg, job)
+    return state
+
+
+def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
+    """The transcripts of an earlier version no longer match the file: remove them."""
+    try:
+        previous = ledger.previous_done(job.path, job.id)
+    except LedgerError:
+        return
+    if previous is None:
+        return
+    for rel in previous.outputs:
+        path = cfg.outbox / rel
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("old_output_not_removed", path=str(path), error=str(err))
+    if previous.outputs:
+        log.info("old_outputs_removed", path=job.path, count=len(previous.outputs))
+
+
+def _marker(job: Job) -> str | None:
+    import json
+
+    try:
+        return json.loads(job.settings).get("ready_marker")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _folder_idle(ledger: JobStore, folder: str) -> bool:
+    try:
+        return ledger.active_in_folder(folder) == 0
+    except LedgerError:
+        return False

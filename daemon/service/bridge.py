@@ -1,0 +1,142 @@
+"""From intake to the queue: what a candidate file becomes in the ledger.
+
+The watcher knows nothing of the ledger; :class:`IntakeBridge` gives it the callbacks it
+needs and turns its findings into versions:
+
+* ready files are queued in one transaction per watcher step (a burst of 10,000 files is a
+  few transactions, not 10,000 fsyncs on the main loop), each with the settings of its
+  folder; a file whose folder has no valid settings (a reload made a rule invalid) is
+  recorded *failed* with the reason and gets an ``.error.txt``, so it is visible;
+* incomplete files are recorded ``incomplete`` with the reason (``whisperd status`` lists
+  them) until they change; those unchanged for ``watch.incomplete_timeout`` fail;
+* a file that disappears (seen by the watcher, or missing from a full scan): its waiting
+  versions are gone, and the ``.error.txt`` of a failed one is removed;
+* ``is_known`` answers from a snapshot of the known versions taken at the start of every
+  full scan (one query instead of one per file), and from the ledger itself between scans,
+  so a file moved out and back in is seen as the revived version it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+import structlog
+
+from daemon.config import Resolver
+from daemon.errors import ConfigError, LedgerError
+from daemon.intake import Candidate
+from daemon.outputs import error_file, write_error_file
+from daemon.queue import Job, JobStore, NewVersion
+from daemon.version import Fingerprint, VersionPolicy
+
+log = structlog.get_logger(__name__)
+
+
+class IntakeBridge:
+    """The watcher's callbacks, bound to one ledger, resolver and version policy."""
+
+    def __init__(
+        self,
+        ledger: JobStore,
+        rules: Callable[[], Resolver],
+        version: VersionPolicy,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._rules = rules
+        self._version = version
+        self._on_queued = on_queued
+        self._clock = clock
+        self._ready: list[NewVersion] = []
+        self._known: set[tuple[str, Fingerprint]] | None = None
+
+    # --- the watcher's callbacks ---
+
+    def before_scan(self) -> None:
+        """A full scan starts: take a fresh snapshot of the known versions."""
+        self._known = self._ledger.known_versions()
+
+    def is_known(self, rel: str, fp: Fingerprint) -> bool:
+        version = (rel, self._version.identity(fp))
+        if self._known is not None:
+            return version in self._known
+        return self._ledger.is_known(*version)
+
+    def on_ready(self, candidate: Candidate) -> None:
+        self._ready.append(self._new_version(candidate, "queued", None))
+
+    def on_incomplete(self, candidate: Candidate, reason: str) -> None:
+        log.info("file_incomplete", path=candidate.rel_path, reason=reason)
+        self._ready.append(self._new_version(candidate, "incomplete", reason))
+
+    def after_scan(self, present: set[str]) -> None:
+        """A full scan listed every file: versions waiting or failed for a file that is no
+        longer there are gone (files known from an earlier run are not tracked by the watcher,
+        so only the scan can tell)."""
+        for rel in self._ledger.unsettled_paths():
+            if rel not in present:
+                self.on_gone(rel)
+
+    def on_gone(self, rel: str) -> None:
+        cfg = self._rules().cfg
+        for job in self._ledger.mark_gone(rel, now=self._clock()):
+            try:
+                error_file(cfg, cfg.inbox / job.path).unlink(missing_ok=True)
+            except (OSError, ValueError) as err:
+                log.warning("error_file_not_removed", path=job.path, error=str(err))
+
+    def marker_for(self, rel: str) -> str | None:
+        try:
+            return self._rules().resolve(PurePosixPath(rel).parent).settings.ready_marker
+        except ConfigError:
+            return None
+
+    # --- after each watcher step ---
+
+    def flush(self) -> list[Job]:
+        """Record what the last step found, in one transaction; the new jobs."""
+        self._known = None  # the scan (if any) is over: ask the ledger again
+        if not self._ready:
+            return []
+        batch, self._ready = self._ready, []
+        try:
+            jobs = self._ledger.enqueue_batch(batch, now=self._clock())
+        except LedgerError:
+            self._ready = batch + self._ready  # tried again after the next step
+            raise
+        cfg = self._rules().cfg
+        for job in jobs:
+            if job.state == "failed":
+                write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
+                                 attempts=0)  # fmt: skip
+        if any(job.state == "queued" for job in jobs):
+            self._on_queued()
+        return jobs
+
+    def fail_stale_incomplete(self) -> list[Job]:
+        """Incomplete files unchanged for ``watch.incomplete_timeout`` fail, with .error.txt."""
+        cfg = self._rules().cfg
+        now = self._clock()
+        jobs = self._ledger.fail_incomplete(now - cfg.watch.incomplete_timeout, now=now)
+        for job in jobs:
+            write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
+                             attempts=0)  # fmt: skip
+        return jobs
+
+    def _new_version(self, candidate: Candidate, state: str, reason: str | None) -> NewVersion:
+        fp = self._version.identity(candidate.fingerprint)
+        folder = Path(candidate.rel_path).parent.as_posix()
+        try:
+            settings = self._rules().resolve(folder).settings
+        except ConfigError as err:
+            log.error("no valid settings for this folder; file failed", path=candidate.rel_path,
+                      error=str(err))  # fmt: skip
+            reason = (f"no valid settings for its folder: {'; '.join(err.errors)} (fix the "
+                      "configuration, then run whisperd retry)")  # fmt: skip
+            return NewVersion(candidate.rel_path, fp, "?", "{}", "failed", reason)
+        return NewVersion(candidate.rel_path, fp, settings.model, settings.model_dump_json(),
+                          state, reason)  # fmt: skip

@@ -1,0 +1,321 @@
+"""``whisperd run``: the long-running service, from lock to clean stop.
+
+Signals (decided once, here; handlers only count them, the main loop acts):
+
+* first SIGTERM or SIGINT: graceful stop — take no new jobs, let running jobs finish within
+  ``jobs.stop_timeout``, then abort them: back to the queue, no attempt counted. A job in a
+  step that cannot be cancelled (decoding, loading a model) is put back in the queue by the
+  service itself after ``STOP_GRACE`` more seconds. Exit status 0 (130 after SIGINT, as
+  for any interrupted command);
+* second SIGTERM or SIGINT: immediate exit, noticed within ``JOIN_STEP``. Committed ledger
+  state is safe (SQLite WAL, synchronous=FULL); a job cut short is ``running`` in the
+  ledger and is finished or queued again at the next start (:mod:`.startup`);
+* SIGHUP: reload the configuration; an invalid one is rejected (its errors logged) and the old
+  one stays. Folder rules, job defaults, watch and log settings apply at once; a change of
+  state_dir, model_dir, workers or models needs a restart (logged).
+
+Health: WATCHDOG=1 is sent only while the watcher is healthy (inbox present, observer alive,
+scans recent) and every worker thread is alive and either idle or showing a sign of life
+within ``jobs.stall_timeout``; long scans keep it fed as they go.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import structlog
+
+from daemon import log as logsetup
+from daemon.config import Config, Resolver, load_config
+from daemon.errors import ConfigError, WhisperdError
+from daemon.intake import Watcher, facts
+from daemon.jobs.worker import Worker
+from daemon.lock import StateLock
+from daemon.queue import JobStore, open_ledger
+from daemon.service import health, startup
+from daemon.service.bridge import IntakeBridge
+from daemon.systemd import Notifier
+from daemon.version import VersionPolicy
+
+log = structlog.get_logger(__name__)
+
+STATUS_EVERY = 5.0  # seconds between STATUS= updates when nothing changes
+STATUS_QUICK = 1.0  # a change is told within this many seconds
+RECORD_EVERY = 60.0  # the status record is rewritten at least this often
+INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their timeout
+JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
+STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
+RESTART_ONLY = ("state_dir", "model_dir", "workers", "models")  # not applied by a reload
+
+
+class Service:
+    """The long-running service; :meth:`run_forever` blocks until stopped."""
+
+    def __init__(self, cfg: Config, env: dict[str, str] | None = None) -> None:
+        self.rules = Resolver(cfg)
+        self.notifier = Notifier(env if env is not None else dict(os.environ))
+        self.lock = StateLock(cfg.state_dir)
+        self.ledger: JobStore | None = None
+        self.watcher: Watcher | None = None
+        self.bridge: IntakeBridge | None = None
+        self.workers: list[Worker] = []
+        self.version = VersionPolicy()
+        self.interrupted = False  # the first stop signal was SIGINT (exit status 130)
+        self._stop_requests = 0
+        self._reload_requested = False
+        self._last = {"status": 0.0, "watchdog": 0.0, "record": 0.0, "incomplete": 0.0}
+        self._recorded: health.Health | None = None
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration in force (replaced as a whole by a reload)."""
+        return self.rules.cfg
+
+    # --- signals: flags only ---
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requests == 0:
+            self.interrupted = signum == signal.SIGINT
+        self._stop_requests += 1
+
+    def _on_hup(self, signum: int, frame: Any) -> None:
+        self._reload_requested = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _exit_if_forced(self) -> None:
+        """A second stop signal: leave now (see the module docstring for why it is safe)."""
+        if self._stop_requests >= 2:
+            log.warning("second stop signal: exiting at once")
+            os._exit(130 if self.interrupted else 0)
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
+        cfg = self.cfg
+        self.lock.acquire()
+        for folder in (cfg.inbox, cfg.outbox):
+            folder.mkdir(parents=True, exist_ok=True)
+        state_fs = facts(cfg.state_dir)
+        if state_fs.network:
+            log.warning(
+                "state_dir is on a network filesystem: SQLite locking and fsync are unreliable "
+                "there; put state_dir on local disk",
+                state_dir=str(cfg.state_dir), fstype=state_fs.fstype,
+            )  # fmt: skip
+        self.ledger = ledger = open_ledger(cfg.state_dir)
+        self.version = startup.run(ledger, cfg)
+        for index, spec in enumerate(cfg.workers):
+            worker = Worker(f"{index}:{spec.device}", spec.device, ledger,
+                            lambda: self.rules, version=self.version)  # fmt: skip
+            self.workers.append(worker)
+            worker.start()
+        self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
+                                   on_queued=self._wake_workers)  # fmt: skip
+        self.watcher = self._new_watcher(cfg)
+        self.watcher.start()
+        self._step_watcher()  # the start-up reconciliation scan, before READY
+        log.info("service started", inbox=str(cfg.inbox), outbox=str(cfg.outbox),
+                 mode=self.watcher.mode, workers=[w.name for w in self.workers])  # fmt: skip
+        self.notifier.ready(self._health().line())
+
+    def _new_watcher(self, cfg: Config) -> Watcher:
+        bridge = self.bridge
+        assert bridge is not None
+        return Watcher(
+            cfg.inbox,
+            cfg.watch,
+            on_ready=bridge.on_ready,
+            on_incomplete=bridge.on_incomplete,
+            is_known=bridge.is_known,
+            on_gone=bridge.on_gone,
+            marker_for=bridge.marker_for,
+            before_scan=bridge.before_scan,
+            after_scan=bridge.after_scan,
+            keepalive=self._keepalive,
+        )
+
+    def _wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    def _step_watcher(self) -> None:
+        assert self.watcher is not None and self.bridge is not None
+        try:
+            self.watcher.step()
+        finally:
+            self.bridge.flush()
+
+    def _keepalive(self) -> None:
+        """Called during long scans: keep systemd's watchdog fed while the scan is busy."""
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        due = interval and now - self._last["watchdog"] >= min(interval, 5.0)
+        if due and health.workers_healthy(self.workers, self.cfg.jobs.stall_timeout):
+            self._last["watchdog"] = now
+            self.notifier.watchdog()
+
+    def loop_once(self, now: float) -> None:
+        """One iteration of the main loop: reload, watcher step, chores, status, watchdog."""
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload()
+        try:
+            self._step_watcher()
+        except WhisperdError as err:
+            log.error("watcher step failed", error=str(err))
+        every = min(INCOMPLETE_EVERY, self.cfg.watch.incomplete_timeout / 4)
+        if now - self._last["incomplete"] >= every and self.bridge is not None:
+            self._last["incomplete"] = now
+            try:
+                self.bridge.fail_stale_incomplete()
+            except WhisperdError as err:
+                log.error("incomplete check failed", error=str(err))
+        if now - self._last["status"] >= STATUS_QUICK:
+            self._publish_status(now)
+        interval = self.notifier.watchdog_interval
+        if interval and now - self._last["watchdog"] >= min(interval, 5.0) and self.healthy():
+            self._last["watchdog"] = now
+            self.notifier.watchdog()
+
+    def run_forever(self) -> int:
+        """Loop until a stop signal (returns 0) or a worker thread died (returns 1)."""
+        assert self.watcher is not None
+        tick = min(self.watcher.tick, 0.5)
+        while self._stop_requests == 0:
+            self.loop_once(time.monotonic())
+            dead = [w.name for w in self.workers if not w.alive()]
+            if dead:
+                log.error("worker thread died; stopping so that the supervisor restarts us",
+                          workers=dead)  # fmt: skip
+                return 1
+            time.sleep(tick)
+        return 130 if self.interrupted else 0
+
+    def healthy(self) -> bool:
+        """Whether systemd's watchdog should be fed (see the module docstring)."""
+        if self.watcher is None or not self.watcher.healthy():
+            return False
+        return health.workers_healthy(self.workers, self.cfg.jobs.stall_timeout)
+
+    def _health(self) -> health.Health:
+        depth = self.ledger.queue_depth(time.time()) if self.ledger else 0
+        return health.observe(depth, self.workers, self.watcher)
+
+    def _publish_status(self, now: float) -> None:
+        """STATUS= and the status record: at once when something changed, else now and then."""
+        try:
+            current = self._health()
+        except WhisperdError as err:
+            log.error("status failed", error=str(err))
+            return
+        changed = current != self._recorded
+        if not changed and now - self._last["status"] < STATUS_EVERY:
+            return
+        self._last["status"] = now
+        self.notifier.status(current.line())
+        if self.ledger is not None and (changed or now - self._last["record"] >= RECORD_EVERY):
+            try:
+                self.ledger.set_meta(health.STATUS_KEY, current.record(os.getpid()))
+                self._recorded, self._last["record"] = current, now
+            except WhisperdError as err:
+                log.error("status record failed", error=str(err))
+
+    def stop(self) -> None:
+        """Ordered shutdown."""
+        timeout = self.cfg.jobs.stop_timeout
+        self.notifier.stopping("stopping: finishing the running job(s)")
+        # 1. stop intake: no more files are queued
+        if self.watcher is not None:
+            self.watcher.stop()
+        # 2. workers take no new job; running ones get stop_timeout to finish
+        for worker in self.workers:
+            worker.request_stop()
+        running = [a.job.path for a in (w.snapshot() for w in self.workers) if a.job]
+        if running:
+            log.info("waiting for running jobs", seconds=timeout, jobs=running)
+            self.notifier.extend_timeout(timeout + STOP_GRACE + 30)
+        self._wait_workers(timeout)
+        # 3. still running after the timeout: abort (back to the queue, no attempt counted)
+        for worker in self.workers:
+            if worker.alive():
+                log.warning("job did not finish in time; aborting it", worker=worker.name)
+                worker.cancel_job()
+        self._wait_workers(STOP_GRACE)
+        # 4. a job in a step that cannot be cancelled: the service requeues it itself
+        self._requeue_stuck()
+        # 5. close the ledger and release the lock
+        if self.ledger is not None:
+            self.ledger.close()
+        self.lock.release()
+        log.info("service stopped")
+
+    def _wait_workers(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while any(w.alive() for w in self.workers) and time.monotonic() < deadline:
+            self._exit_if_forced()
+            for worker in self.workers:
+                worker.join(JOIN_STEP / max(1, len(self.workers)))
+
+    def _requeue_stuck(self) -> None:
+        for worker in self.workers:
+            job = worker.snapshot().job
+            if not worker.alive() or job is None or self.ledger is None:
+                continue
+            log.warning(
+                "job stuck in a step that cannot be cancelled; requeued",
+                worker=worker.name,
+                path=job.path,
+                step=worker.snapshot().step,
+            )
+            try:
+                self.ledger.requeue(job.id, reason="stopped: the service shut down mid-job")
+            except WhisperdError as err:  # it ended meanwhile: nothing to requeue
+                log.info("stuck job not requeued", error=str(err))
+
+    def _reload(self) -> None:
+        self.notifier.reloading("reloading the configuration")
+        try:
+            new = load_config(self.cfg.path)
+        except ConfigError as err:
+            log.error("configuration reload rejected; keeping the running one", errors=err.errors)
+            self.notifier.reloaded(self._health().line())
+            return
+        old = self.cfg
+        for key in RESTART_ONLY:
+            if getattr(new, key) != getattr(old, key):
+                log.warning("setting changed; it takes effect after a restart", setting=key)
+        self.rules = Resolver(
+            new.model_copy(update={key: getattr(old, key) for key in RESTART_ONLY})
+        )
+        logsetup.setup(new.log.level, new.log.format)
+        if (new.inbox, new.watch) != (old.inbox, old.watch):
+            assert self.watcher is not None
+            self.watcher.stop()
+            self.watcher = self._new_watcher(self.cfg)
+            self.watcher.start()
+        log.info("configuration reloaded", path=str(new.path))
+        self.notifier.reloaded(self._health().line())
+
+
+def run(cfg: Config) -> int:
+    """``whisperd run``: start, loop until a stop signal, stop cleanly."""
+    service = Service(cfg)
+    service.install_signal_handlers()
+    try:
+        service.start()
+    except WhisperdError:
+        service.lock.release()
+        raise
+    try:
+        code = service.run_forever()
+    finally:
+        service.stop()
+    return code

@@ -1,0 +1,118 @@
+"""What the service does at start-up, before it takes new work: finish what was left.
+
+In this order, each step safe to repeat:
+
+1. **The version identity policy** is read from the ledger (stored at the first start): a
+   share mounted after the first start, or an inbox moved to a NAS, must not change every
+   version's identity (and transcribe the whole inbox again). A mismatch with what the
+   inbox looks like now is logged, and the recorded policy kept.
+2. **Commits a kill interrupted** are finished: a job whose outputs were staged is
+   published and recorded done, instead of running the engine again.
+3. **on_success actions** recorded with ``done`` but not carried out are done now (on the
+   same version of the file only).
+4. **Jobs that were running** go back to the queue; those interrupted ``jobs.crash_limit``
+   times fail with an ``.error.txt`` (a file that takes the service down every time).
+5. **Leftover temp files** of the outbox are removed (after step 2, which may need them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import structlog
+
+from daemon.config import Config
+from daemon.errors import OutputWriteError
+from daemon.intake import facts
+from daemon.jobs.outcome import after_success
+from daemon.outputs import Staged, cleanup_temp_files, finish, write_error_file
+from daemon.queue import JobStore
+from daemon.version import VersionPolicy
+
+log = structlog.get_logger(__name__)
+
+IDENTITY_KEY = "version_identity"  # "inode" | "no-inode"
+
+
+def version_policy(ledger: JobStore, inbox: Path) -> VersionPolicy:
+    """The recorded identity policy, or the one the inbox's filesystem calls for (recorded)."""
+    detected = "inode" if facts(inbox).stable_inodes else "no-inode"
+    recorded = ledger.get_meta(IDENTITY_KEY)
+    if recorded is None:
+        has_jobs = any(ledger.counts().values())
+        # A ledger written before the policy was stored used the detected one at the time;
+        # the best guess for it is what the inbox looks like now.
+        ledger.set_meta(IDENTITY_KEY, detected)
+        if has_jobs:
+            log.info("version_identity_recorded", policy=detected)
+        recorded = detected
+    elif recorded != detected:
+        log.warning(
+            "the inbox's filesystem changed since the first start; keeping the recorded "
+            "version identity so that known files are not transcribed again",
+            recorded=recorded, detected=detected,
+        )  # fmt: skip
+    return VersionPolicy(use_inode=recorded == "inode")
+
+
+def finish_commits(ledger: JobStore, cfg: Config, version: VersionPolicy) -> int:
+    """Publish and record the jobs whose outputs were staged when the service stopped."""
+    finished = 0
+    for job in ledger.staged_jobs():
+        record = json.loads(job.staged or "{}")
+        staged = [Staged.from_record(r) for r in record.get("files", [])]
+        try:
+            complete = bool(staged) and finish(staged)
+        except OutputWriteError as err:
+            log.warning("staged_commit_not_finished", path=job.path, error=str(err))
+            complete = False
+        if not complete:
+            continue  # recover() puts it back in the queue
+        action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
+        done = ledger.complete(
+            job.id,
+            outputs=[s.path.relative_to(cfg.outbox).as_posix() for s in staged],
+            audio_seconds=record["audio_seconds"],
+            processing_seconds=record["processing_seconds"],
+            language=record["language"],
+            source_action=action,
+        )
+        log.info(
+            "commit_finished",
+            path=job.path,
+            job=job.id,
+            note="the outputs were written before the stop; nothing transcribed again",
+        )
+        after_success(ledger, cfg, done, version, time.time)
+        finished += 1
+    return finished
+
+
+def finish_source_actions(ledger: JobStore, cfg: Config, version: VersionPolicy) -> None:
+    """on_success actions left undone by a stop between ``done`` and the action."""
+    for job in ledger.pending_source_actions():
+        after_success(ledger, cfg, job, version, time.time)
+
+
+def recover(ledger: JobStore, cfg: Config) -> None:
+    """Running jobs back to the queue; over the crash limit: failed, with .error.txt."""
+    recovery = ledger.recover(crash_limit=cfg.jobs.crash_limit)
+    for job in recovery.failed:
+        log.error("job_failed_after_crashes", path=job.path, crashes=job.crashes,
+                  error=job.last_error)  # fmt: skip
+        write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
+                         attempts=job.attempts)  # fmt: skip
+
+
+def run(ledger: JobStore, cfg: Config) -> VersionPolicy:
+    """Every start-up step, in order (see the module docstring); the version policy."""
+    version = version_policy(ledger, cfg.inbox)
+    finish_commits(ledger, cfg, version)
+    finish_source_actions(ledger, cfg, version)
+    recover(ledger, cfg)
+    removed = cleanup_temp_files(cfg.outbox)
+    if removed:
+        log.info("temporary files removed", count=removed, outbox=str(cfg.outbox))
+    return version
