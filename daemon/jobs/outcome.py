@@ -13,6 +13,7 @@ ledger write that fails (a locked or briefly unwritable state_dir) so that no jo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -146,8 +147,7 @@ def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
 
 
 def _marker(job: Job) -> str | None:
-    import json
-
+    """The ready marker the file's folder asked for when it was queued."""
     try:
         return json.loads(job.settings).get("ready_marker")
     except (ValueError, AttributeError):
