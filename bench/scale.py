@@ -153,8 +153,9 @@ def burst(work: Path, files: int, *, model: str) -> dict[str, Any]:
             time.sleep(0.2)
         recorded = time.monotonic() - started
         pings = [t for t, m in service.received if "WATCHDOG=1" in m.splitlines()]
-        during = [t for t in pings if started - 2 <= t <= started + recorded + 2]
-        gaps = [b - a for a, b in itertools.pairwise(during)]
+        during = [t for t in pings if started < t < started + recorded]
+        marks = [started, *during, started + recorded]  # silence at either end counts too
+        gaps = [b - a for a, b in itertools.pairwise(marks)]
     shutil.rmtree(root, ignore_errors=True)
     return {
         "files": files,

@@ -25,6 +25,8 @@ from daemon.version import Fingerprint
 
 log = structlog.get_logger(__name__)
 
+KEEPALIVE_EVERY = 500  # pending files checked between two keepalive calls
+
 #: ``probe(path, rel)``: the current fingerprint, None when gone or no longer eligible;
 #: raises OSError when it cannot be known right now (EACCES, EIO).
 Probe = Callable[[str, str], Fingerprint | None]
@@ -58,8 +60,10 @@ class Stability:
         on_gone: Callable[[str], None] | None,
         probe: Probe,
         on_incomplete: Callable[[Candidate, str], None] | None = None,
+        keepalive: Callable[[], None] | None = None,
     ) -> None:
         self.judge = judge
+        self._keepalive = keepalive
         self._on_ready, self._is_known, self._on_gone = on_ready, is_known, on_gone
         self._on_incomplete = on_incomplete
         self._probe = probe
@@ -97,7 +101,9 @@ class Stability:
     def check(self, now: float) -> int:
         """Re-stat pending files; hand on those the judge finds ready (or incomplete)."""
         emitted = 0
-        for rel, pending in list(self.pending.items()):
+        for n, (rel, pending) in enumerate(list(self.pending.items()), 1):
+            if self._keepalive is not None and n % KEEPALIVE_EVERY == 0:
+                self._keepalive()  # ten thousand files settling must not look like a hang
             try:
                 fp = self._probe(pending.path, rel)
                 if fp is None:

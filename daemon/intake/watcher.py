@@ -71,7 +71,7 @@ class Watcher:
         self._tick = max(0.01, min(options.poll_interval, judge.window / 2, 1.0))
         self._stability = Stability(
             judge, on_ready=on_ready, is_known=is_known, on_gone=on_gone,
-            on_incomplete=on_incomplete, probe=self._probe,
+            on_incomplete=on_incomplete, probe=self._probe, keepalive=keepalive,
         )  # fmt: skip
         self._tree = Tree(
             self._root,

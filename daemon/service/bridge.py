@@ -3,10 +3,11 @@
 The watcher knows nothing of the ledger; :class:`IntakeBridge` gives it the callbacks it
 needs and turns its findings into versions:
 
-* ready files are queued in one transaction per watcher step (a burst of 10,000 files is a
-  few transactions, not 10,000 fsyncs on the main loop), each with the settings of its
-  folder; a file whose folder has no valid settings (a reload made a rule invalid) is
-  recorded *failed* with the reason and gets an ``.error.txt``, so it is visible;
+* ready files are queued at the end of each watcher step, ``FLUSH_CHUNK`` per transaction
+  (a burst of 10,000 files is five fsyncs, not 10,000, and the watchdog is fed between
+  them), each with the settings of its folder; a file whose folder has no valid settings
+  (a reload made a rule invalid) is recorded *failed* with the reason and gets an
+  ``.error.txt``, so it is visible;
 * incomplete files are recorded ``incomplete`` with the reason (``whisperd status`` lists
   them) until they change; those unchanged for ``watch.incomplete_timeout`` fail;
 * a file that disappears (seen by the watcher, or missing from a full scan): its waiting
@@ -33,6 +34,8 @@ from daemon.version import Fingerprint, VersionPolicy
 
 log = structlog.get_logger(__name__)
 
+FLUSH_CHUNK = 2000  # versions per transaction: a burst is a few fsyncs, each one short
+
 
 class IntakeBridge:
     """The watcher's callbacks, bound to one ledger, resolver and version policy."""
@@ -44,8 +47,10 @@ class IntakeBridge:
         version: VersionPolicy,
         *,
         on_queued: Callable[[], None] = lambda: None,
+        keepalive: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._keepalive = keepalive
         self._ledger = ledger
         self._rules = rules
         self._version = version
@@ -103,11 +108,15 @@ class IntakeBridge:
         if not self._ready:
             return []
         batch, self._ready = self._ready, []
-        try:
-            jobs = self._ledger.enqueue_batch(batch, now=self._clock())
-        except LedgerError:
-            self._ready = batch + self._ready  # tried again after the next step
-            raise
+        jobs: list[Job] = []
+        for start in range(0, len(batch), FLUSH_CHUNK):
+            chunk = batch[start : start + FLUSH_CHUNK]
+            try:
+                jobs += self._ledger.enqueue_batch(chunk, now=self._clock())
+            except LedgerError:
+                self._ready = batch[start:] + self._ready  # tried again after the next step
+                raise
+            self._keepalive()
         cfg = self._rules().cfg
         for job in jobs:
             if job.state == "failed":

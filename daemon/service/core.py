@@ -118,7 +118,8 @@ class Service:
             self.workers.append(worker)
             worker.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
-                                   on_queued=self._wake_workers)  # fmt: skip
+                                   on_queued=self._wake_workers,
+                                   keepalive=self._keepalive)  # fmt: skip
         self.watcher = self._new_watcher(cfg)
         self.watcher.start()
         self._step_watcher()  # the start-up reconciliation scan, before READY
