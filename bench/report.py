@@ -107,6 +107,7 @@ def markdown(results: dict[str, Any]) -> str:
                 y = x[mode]
                 lines.append(f"| {x['files']} | {mode} | {y['startup_seconds']} | {y['rss_mb']} "
                              f"| {y['idle_cpu_percent']} | {y['queued_by_service']} |")  # fmt: skip
+        _burst(lines, s.get("burst", {}))
         lines.append("")
         _targets(lines, s["targets"])
     if "accuracy" in parts:
@@ -160,9 +161,72 @@ def markdown(results: dict[str, Any]) -> str:
                          e["run_busy_speedup_faster_over_openai"])  # fmt: skip
             lines.append(f"- target faster-whisper ≥ 3× openai-whisper (busy): "
                          f"{'yes' if target >= 3 else '**NO**'}")  # fmt: skip
+    if "chaos" in parts:
+        lines += _chaos(parts["chaos"])
     for name, err in results.get("errors", {}).items():
         lines += ["", f"**part {name} failed**: {err}"]
     return "\n".join(lines) + "\n"
+
+
+def _chaos(c: dict[str, Any]) -> list[str]:
+    """Section 7: what the chaos driver did, what the service did, each broken guarantee."""
+    plan = c["plan"]
+    disk = f"{c['disk_fills']} ({c['disk_full_pauses']} worker pauses for a full disk)"
+    if c.get("disk_fills_merged"):
+        disk += f"; {c['disk_fills_merged']} more found it still full"
+    if c["disk_full_skipped"] is not None:
+        disk = f"skipped: {c['disk_full_skipped']}"
+    runs = ", ".join(f"{n} run(s): {files} files" for n, files in c["engine_runs_per_file"].items())
+    where = f"; measured on {c['machine']['cpu']}" if "machine" in c else ""
+    lines = [
+        "",
+        "## 7. Chaos",
+        "",
+        f"`whisperd run` with {c['model']}, {c['files']} files ({c['versions_written']} "
+        f"versions), {plan['window_seconds']:.0f} s of chaos, crash_limit {plan['crash_limit']},"
+        f" seed {c['seed']} (replay: `--parts chaos --seed {c['seed']}`); {c['seconds']} s "
+        f"in all, the final settling included{where}.",
+        "",
+        "| event | planned | carried out | of which |",
+        "| --- | --- | --- | --- |",
+        f"| SIGKILL | {plan['kills']} | {c['kills']} | {c['kills_mid_job']} mid-job "
+        f"({c['kills_aimed']} aimed at a job), {c['kills_mid_commit']} mid-commit |",
+        f"| SIGTERM | {plan['terms']} | {c['terms']} | {c['terms_mid_job']} left a job running |",
+        f"| inbox renamed away and back | {plan['inbox_renames']} | {c['inbox_renames']} "
+        f"| {c['inbox_recreated']} times the service made a new inbox meanwhile |",
+        f"| outbox filesystem filled | {plan['disk_fills']} | {disk} | |",
+        f"| file rewritten | {plan['rewrites']} | {c['rewrites']} | "
+        f"{c['rewrites_mid_job']} during its job, {c.get('rewrites_for_full_disk', 0)} to give "
+        "a full disk work |",
+        "",
+        f"Engine runs (the log's `transcribed` lines): {c['engine_runs_total']} for "
+        f"{c['files']} files; {runs}; most {c['max_engine_runs']}. Jobs claimed: "
+        f"{c['claims_total']}; commits finished at start-up: {c['commits_finished_at_start']}. "
+        f"Ledger rows: {', '.join(f'{k} {v}' for k, v in sorted(c['ledger_states'].items()))}.",
+        "",
+        f"- target every guarantee holds (one complete set of outputs per final version, no "
+        f"temp files, no source lost, ledger = outbox): {_ok(c['passed'])}",
+    ]
+    lines += [f"  - {finding.splitlines()[0]}" for finding in c["findings"]]
+    return lines
+
+
+def _burst(lines: list[str], burst: dict[str, Any]) -> None:
+    """New files appearing at once in a running service's inbox (a few folder renames)."""
+    if not burst:
+        return
+    lines += [
+        "",
+        "Burst: new files renamed into a running service's inbox at once (inotify; the 5 s "
+        "stability window included); watchdog pings due every second.",
+        "",
+        "| files | all recorded s | files/s | watchdog pings | longest silence s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for x in burst.values():
+        gap = x["longest_watchdog_gap_seconds"]
+        lines.append(f"| {x['files']} | {x['recorded_seconds']} | {x['files_per_second']} "
+                     f"| {x['watchdog_pings']} | {gap} |")  # fmt: skip
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
