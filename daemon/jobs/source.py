@@ -3,9 +3,10 @@ it after success (``jobs.on_success``: keep, move into ``jobs.archive_dir``, del
 
 The action is taken only on the version that was transcribed: the file is compared with the
 job's fingerprint first, and a file replaced during its job (a re-export, a second upload)
-is left alone for its own job. The archive never overwrites: a name already taken there
-gets a numbered suffix (``talk (2).mp3``). A ready marker of the file (``ready_marker:
-'{name}.ready'``) goes with it; a folder's marker (``'*.done'``) once nothing of the
+is left alone for its own job. While the inbox itself is missing (a share that dropped off)
+the action stays pending and is done when the inbox is back. The archive never overwrites: a
+name already taken there gets a numbered suffix (``talk (2).mp3``). A ready marker of the
+file (``ready_marker: '{name}.ready'``) goes with it; a folder's marker (``'*.done'``) once nothing of the
 folder waits any more.
 """
 
@@ -55,6 +56,10 @@ def act(
     except OSError as err:
         log.error("on_success_failed", policy=action, error=str(err))
         return False
+    if state is SourceState.GONE and not cfg.inbox.is_dir():
+        log.warning("source_action_postponed", policy=action,
+                    reason="the inbox is missing (an unmounted share?)")  # fmt: skip
+        return False  # still pending: done when the inbox is back
     if state is not SourceState.CURRENT:
         log.info("source_left_alone", policy=action,
                  reason="the file changed during its job" if state is SourceState.CHANGED

@@ -39,7 +39,7 @@ import structlog
 
 from daemon.config import Config, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
-from daemon.errors import SourceReadError, WhisperdError
+from daemon.errors import OutboxUnavailableError, SourceReadError, WhisperdError
 from daemon.jobs import outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
@@ -208,6 +208,10 @@ class Worker:
 
     def _run(self, rules: Resolver, job: Job, source: Path) -> None:
         cfg = rules.cfg
+        if not cfg.outbox.is_dir():
+            raise OutboxUnavailableError(
+                f"the outbox {cfg.outbox} is missing", hint="check that its share is mounted"
+            )
         settings = rules.resolve(PurePosixPath(job.path).parent).settings
         done = pipeline.transcribe(
             source, settings=settings, engine=self._engine(settings.engine), limits=cfg.jobs,

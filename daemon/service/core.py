@@ -46,6 +46,7 @@ STATUS_EVERY = 5.0  # seconds between STATUS= updates when nothing changes
 STATUS_QUICK = 1.0  # a change is told within this many seconds
 RECORD_EVERY = 60.0  # the status record is rewritten at least this often
 INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their timeout
+ACTIONS_EVERY = 30.0  # seconds between looks for postponed on_success actions
 JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
 STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
 RESTART_ONLY = ("state_dir", "model_dir", "workers", "models")  # not applied by a reload
@@ -66,7 +67,7 @@ class Service:
         self.interrupted = False  # the first stop signal was SIGINT (exit status 130)
         self._stop_requests = 0
         self._reload_requested = False
-        self._last = {"status": 0.0, "watchdog": 0.0, "record": 0.0, "incomplete": 0.0}
+        self._last = dict.fromkeys(("status", "watchdog", "record", "incomplete", "actions"), 0.0)
         self._recorded: health.Health | None = None
 
     @property
@@ -101,8 +102,6 @@ class Service:
         """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
         cfg = self.cfg
         self.lock.acquire()
-        for folder in (cfg.inbox, cfg.outbox):
-            folder.mkdir(parents=True, exist_ok=True)
         state_fs = facts(cfg.state_dir)
         if state_fs.network:
             log.warning(
@@ -111,6 +110,7 @@ class Service:
                 state_dir=str(cfg.state_dir), fstype=state_fs.fstype,
             )  # fmt: skip
         self.ledger = ledger = open_ledger(cfg.state_dir)
+        startup.make_folders(ledger, cfg)
         self.version = startup.run(ledger, cfg)
         for index, spec in enumerate(cfg.workers):
             worker = Worker(f"{index}:{spec.device}", spec.device, ledger,
@@ -181,6 +181,12 @@ class Service:
                 log.error("incomplete check failed", error=str(err))
         if now - self._last["status"] >= STATUS_QUICK:
             self._publish_status(now)
+        if now - self._last["actions"] >= ACTIONS_EVERY and self.ledger is not None:
+            self._last["actions"] = now
+            try:  # on_success actions postponed while the inbox was away
+                startup.finish_source_actions(self.ledger, self.cfg, self.version)
+            except WhisperdError as err:
+                log.error("source actions failed", error=str(err))
         interval = self.notifier.watchdog_interval
         if interval and now - self._last["watchdog"] >= min(interval, 5.0) and self.healthy():
             self._last["watchdog"] = now

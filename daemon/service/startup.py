@@ -36,6 +36,23 @@ log = structlog.get_logger(__name__)
 IDENTITY_KEY = "version_identity"  # "inode" | "no-inode"
 
 
+def make_folders(ledger: JobStore, cfg: Config) -> None:
+    """Create the inbox and outbox at the first start only.
+
+    Later, a missing folder is most likely a share that is not mounted: creating it would
+    put files on the local disk under the mount point. Then the watcher waits for the inbox
+    and the workers pause until the outbox is back (both shown by ``whisperd status``).
+    """
+    if any(ledger.counts().values()):
+        for folder in (cfg.inbox, cfg.outbox):
+            if not folder.is_dir():
+                log.warning("folder missing; not creating it (an unmounted share?)",
+                            folder=str(folder))  # fmt: skip
+        return
+    for folder in (cfg.inbox, cfg.outbox):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def version_policy(ledger: JobStore, inbox: Path) -> VersionPolicy:
     """The recorded identity policy, or the one the inbox's filesystem calls for (recorded)."""
     detected = "inode" if facts(inbox).stable_inodes else "no-inode"
