@@ -26,6 +26,7 @@ from daemon.config.patterns import (
     marker_path,
     marker_present,
     name_matcher,
+    own_file,
 )
 from daemon.config.rules import Resolved, Resolver
 from daemon.config.schema import (
@@ -33,6 +34,7 @@ from daemon.config.schema import (
     JobSettings,
     JobsSettings,
     LogSettings,
+    MediaServerSettings,
     ModelsSettings,
     SubtitleSettings,
     WatchSettings,
@@ -46,6 +48,7 @@ from daemon.config.tables import (
     MEDIA_PATTERNS,
     OFFICIAL_MODELS,
     PLACEHOLDERS,
+    SKIP_MARKER,
     VAD_KEYS,
 )
 from daemon.config.values import model_name
@@ -60,12 +63,14 @@ __all__ = [
     "MEDIA_PATTERNS",
     "OFFICIAL_MODELS",
     "PLACEHOLDERS",
+    "SKIP_MARKER",
     "SYSTEM_CONFIG",
     "VAD_KEYS",
     "Config",
     "JobSettings",
     "JobsSettings",
     "LogSettings",
+    "MediaServerSettings",
     "ModelsSettings",
     "NameMatcher",
     "Resolved",
@@ -81,5 +86,6 @@ __all__ = [
     "marker_present",
     "model_name",
     "name_matcher",
+    "own_file",
     "with_overrides",
 ]
