@@ -160,3 +160,25 @@ class AlreadyRunningError(ServiceError):
 
 class LedgerError(ServiceError):
     """The job ledger (SQLite) cannot be opened or is damaged."""
+
+
+# --- media server --------------------------------------------------------------------------
+
+
+class MediaServerError(WhisperdError):
+    """The media server could not be told about new subtitles (logged and counted; no file
+    fails for it)."""
+
+
+class MediaServerAuthError(MediaServerError):
+    """The server refused the token (401/403); retrying with the same token cannot help."""
+
+
+class MediaServerRejected(MediaServerError):
+    """The server refused the request itself (another 4xx, no library holds the folder)."""
+
+
+class MediaServerUnavailable(MediaServerError):
+    """Timeout, connection refused, 5xx or 429: worth retrying later."""
+
+    transient = True
