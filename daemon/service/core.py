@@ -14,6 +14,11 @@ Signals (decided once, here; handlers only count them, the main loop acts):
   one stays. Folder rules, job defaults, watch and log settings apply at once; a change of
   state_dir, model_dir, workers or models needs a restart (logged).
 
+Media server: with ``media_server.kind`` set, a :class:`~daemon.mediaserver.Refresher` is
+started before the workers (a missing token stops the start with a configuration error),
+told by the workers of every video whose subtitles were written beside it, and closed
+after them (one last bounded attempt for what is pending).
+
 Health: WATCHDOG=1 is sent only while the watcher is healthy (inbox present, observer alive,
 scans recent) and every worker thread is alive and either idle or showing a sign of life
 within ``jobs.stall_timeout``; long scans keep it fed as they go.
@@ -34,6 +39,8 @@ from daemon.errors import ConfigError, WhisperdError
 from daemon.intake import Watcher, facts
 from daemon.jobs.worker import Worker
 from daemon.lock import StateLock
+from daemon.mediaserver import Refresher
+from daemon.mediaserver import start as start_refresher
 from daemon.queue import JobStore, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
@@ -48,7 +55,7 @@ RECORD_EVERY = 60.0  # the status record is rewritten at least this often
 INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their timeout
 JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
 STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
-RESTART_ONLY = ("state_dir", "model_dir", "workers", "models")  # not applied by a reload
+RESTART_ONLY = ("state_dir", "model_dir", "workers", "models", "media_server")  # not reloaded
 
 
 class Service:
@@ -56,7 +63,9 @@ class Service:
 
     def __init__(self, cfg: Config, env: dict[str, str] | None = None) -> None:
         self.rules = Resolver(cfg)
-        self.notifier = Notifier(env if env is not None else dict(os.environ))
+        self.env = env if env is not None else dict(os.environ)
+        self.notifier = Notifier(self.env)
+        self.refresher: Refresher | None = None
         self.lock = StateLock(cfg.state_dir)
         self.ledger: JobStore | None = None
         self.watcher: Watcher | None = None
@@ -101,7 +110,8 @@ class Service:
         """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
         cfg = self.cfg
         self.lock.acquire()
-        for folder in (cfg.inbox, cfg.outbox):
+        self.refresher = start_refresher(cfg.media_server, self.env)  # no token: stop here
+        for folder in (cfg.inbox, cfg.outbox) if cfg.uses_outbox() else (cfg.inbox,):
             folder.mkdir(parents=True, exist_ok=True)
         state_fs = facts(cfg.state_dir)
         if state_fs.network:
@@ -112,9 +122,10 @@ class Service:
             )  # fmt: skip
         self.ledger = ledger = open_ledger(cfg.state_dir)
         self.version = startup.run(ledger, cfg)
+        written = self.refresher.submit if self.refresher else (lambda source: None)
         for index, spec in enumerate(cfg.workers):
-            worker = Worker(f"{index}:{spec.device}", spec.device, ledger,
-                            lambda: self.rules, version=self.version)  # fmt: skip
+            worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
+                            version=self.version, on_written=written)  # fmt: skip
             self.workers.append(worker)
             worker.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
@@ -207,7 +218,12 @@ class Service:
 
     def _health(self) -> health.Health:
         depth = self.ledger.queue_depth(time.time()) if self.ledger else 0
-        return health.observe(depth, self.workers, self.watcher)
+        server = None
+        if self.refresher is not None:
+            server = {**self.refresher.counters, "pending": self.refresher.pending_count}
+        checking = self.bridge.checking if self.bridge is not None else 0
+        return health.observe(depth, self.workers, self.watcher, checking=checking,
+                              media_server=server)  # fmt: skip
 
     def _publish_status(self, now: float) -> None:
         """STATUS= and the status record: at once when something changed, else now and then."""
@@ -251,7 +267,10 @@ class Service:
         self._wait_workers(STOP_GRACE)
         # 4. a job in a step that cannot be cancelled: the service requeues it itself
         self._requeue_stuck()
-        # 5. close the ledger and release the lock
+        # 5. the media server: one last, bounded attempt for the rescans still pending
+        if self.refresher is not None:
+            self.refresher.close()
+        # 6. close the ledger and release the lock
         if self.ledger is not None:
             self.ledger.close()
         self.lock.release()
