@@ -3,6 +3,8 @@
 Owns everything about ``whisperd.yaml``: :mod:`.schema` (frozen pydantic models, a
 description on every field), :mod:`.values` (the value types and their messages),
 :mod:`.tables` (engines, formats, languages, official models, default patterns),
+:mod:`.library` (media-library value types, the defaults that follow the output mode),
+:mod:`.languages` (Whisper codes ↔ ISO 639-1/-2),
 :mod:`.load` (find → YAML → validate → cross-check), :mod:`.rules` (settings per folder),
 :mod:`.checks` (combinations that cannot work), :mod:`.messages` (how errors read) and
 :mod:`.patterns` (the one file-name matcher).

@@ -20,7 +20,8 @@ job starts (a subtitle may have arrived meanwhile, from Bazarr or a person).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from daemon.config import JobSettings, NameMatcher, model_name
 from daemon.config.languages import english_name
 from daemon.errors import WhisperdError
 from daemon.media.streams import Streams, inspect, pick_audio
+from daemon.outputs import from_ledger
 from daemon.outputs.sidecars import Entry, external_subtitles
+from daemon.queue import Job
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,21 @@ def subtitled(
         f"already has an embedded subtitle stream{_in(language)} "
         f"(stream {first.index}, {first.codec}{tag})"
     )
+
+
+def our_outputs(outbox: Path, versions: Iterable[Job]) -> list[Path]:
+    """whisperd's own files among a path's versions: the outputs of the done ones, and the
+    files staged by one being committed right now (renamed, not yet recorded done)."""
+    ours: list[Path] = []
+    for job in versions:
+        if job.state == "done":
+            ours += [from_ledger(outbox, name) for name in job.outputs]
+        if job.staged:
+            try:
+                ours += [Path(f["path"]) for f in json.loads(job.staged).get("files", [])]
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+    return ours
 
 
 def _in(language: str | None) -> str:

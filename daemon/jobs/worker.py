@@ -48,7 +48,7 @@ from daemon.errors import SourceReadError, WhisperdError
 from daemon.jobs import library, outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
-from daemon.outputs import discard, from_ledger, output_dir
+from daemon.outputs import discard, output_dir
 from daemon.queue import Job, JobStore
 from daemon.version import VersionPolicy
 
@@ -247,8 +247,7 @@ class Worker:
 
     def _skip(self, cfg: Config, job: Job, source: Path, settings: JobSettings) -> bool:
         """Skip the job if the video has subtitles by now; whether it was skipped."""
-        ours = [from_ledger(cfg.outbox, name) for old in self.ledger.history(job.path)
-                if old.state == "done" for name in old.outputs]  # fmt: skip
+        ours = library.our_outputs(cfg.outbox, self.ledger.history(job.path))
         reason = library.subtitled(source, settings, name_matcher(cfg.watch.include), ours=ours)
         if reason is None:
             return False

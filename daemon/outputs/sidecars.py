@@ -51,10 +51,15 @@ class Sidecar:
 
 @dataclass(frozen=True)
 class Entry:
-    """A name in a folder listing, and whether it is a non-empty regular file."""
+    """A name in a folder listing: its stem, and whether it is a non-empty subtitle file."""
 
     name: str
+    stem: str
     nonempty_file: bool
+
+    @classmethod
+    def of(cls, name: str, nonempty_file: bool) -> Entry:
+        return cls(name, os.path.splitext(name)[0], nonempty_file)
 
 
 def listing(folder: Path) -> list[Entry]:
@@ -64,7 +69,7 @@ def listing(folder: Path) -> list[Entry]:
             entries = [e for e in it if not e.name.startswith((".", "~"))]
     except OSError:
         return []
-    return [Entry(e.name, _is_subtitle_file(e)) for e in entries]
+    return [Entry.of(e.name, _is_subtitle_file(e)) for e in entries]
 
 
 def _is_subtitle_file(entry: os.DirEntry[str]) -> bool:
@@ -120,12 +125,13 @@ def find_sidecars(
     """
     video = Path(video)
     entries = listing(video.parent) if entries is None else entries
-    stem = Path(video.name).stem
+    name = video.name
+    stem = os.path.splitext(name)[0]
     claims = set()  # longer names of other media files that a sidecar may belong to
     for entry in entries:
-        if entry.name == video.name or not is_media(entry.name):
+        if entry.name == name or len(entry.name) <= len(stem) or not is_media(entry.name):
             continue
-        for other in (Path(entry.name).stem, entry.name):
+        for other in (entry.stem, entry.name):
             tokens = _belongs(other, stem) if len(other) > len(stem) else None
             # "Movie.en.mka" (an external audio track of Movie.mkv) names no other video
             if tokens is not None and _parse_tokens(tokens)[4]:
@@ -134,7 +140,7 @@ def find_sidecars(
     for entry in entries:
         if not entry.nonempty_file:
             continue
-        root = Path(entry.name).stem
+        root = entry.stem
         tokens = _belongs(root, stem)
         if tokens is None or any(_belongs(root, other) is not None for other in claims):
             continue

@@ -32,8 +32,8 @@ import structlog
 from daemon.config import JobSettings, Resolver, name_matcher
 from daemon.errors import ConfigError, LedgerError
 from daemon.intake import Candidate
-from daemon.jobs.library import subtitled
-from daemon.outputs import error_file, from_ledger, write_error_file
+from daemon.jobs.library import our_outputs, subtitled
+from daemon.outputs import error_file, write_error_file
 from daemon.outputs.sidecars import Entry, listing
 from daemon.queue import Job, JobStore, NewVersion
 from daemon.version import Fingerprint, VersionPolicy
@@ -169,8 +169,7 @@ class IntakeBridge:
             folder = candidate.path.parent
             if folder not in folders:
                 folders[folder] = listing(folder)
-            ours = [from_ledger(cfg.outbox, name) for old in self._ledger.history(rel)
-                    if old.state == "done" for name in old.outputs]  # fmt: skip
+            ours = our_outputs(cfg.outbox, self._ledger.history(rel))
             reason = subtitled(candidate.path, settings, is_media, ours=ours,
                                entries=folders[folder])  # fmt: skip
             if reason is not None:

@@ -207,7 +207,8 @@ class Service:
                 log.error("worker thread died; stopping so that the supervisor restarts us",
                           workers=dead)  # fmt: skip
                 return 1
-            time.sleep(tick)
+            busy = self.bridge is not None and self.bridge.checking  # a library being checked
+            time.sleep(0.01 if busy else tick)
         return 130 if self.interrupted else 0
 
     def healthy(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,6 +172,43 @@ def test_collisions_failures_and_new_subtitles_in_a_library(
         wait_for(lambda: settled(service, 5), timeout=60)
         assert service.states()[waiting] == "skipped"
         assert not (inbox / (waiting[: -len(".mkv")] + ".en.srt")).exists()
+        assert service.stop() == 0
+    finally:
+        service.close()
+
+
+def test_kills_mid_job_leave_the_library_whole(
+    tmp_path: Path, library_media: LibraryMedia
+) -> None:
+    """SIGKILL at different moments of jobs that write beside the videos: at the end every
+    video has its subtitles, complete, once; no temp file, no .error.txt, nothing else."""
+    service = Service(tmp_path, env={"WHISPERD_FAKE_DELAY": "0.6"})
+    try:
+        service.write_config("outputs_beside_source: true\n",
+                             defaults={"language": "en", "formats": ["srt", "json"]},
+                             jobs={"crash_limit": 10})  # fmt: skip
+        videos = [library_media.copy("plain_mkv", service.inbox / f"Show/Season 01/E{i}.mkv")
+                  for i in range(4)]  # fmt: skip
+        videos += [library_media.copy("two_audio_mkv", service.inbox / f"Film {i}/Film {i}.mkv")
+                   for i in range(2)]  # fmt: skip
+        before = tree(service.inbox)
+        service.start()
+        for into in (0.05, 0.3, 0.55, 0.62):  # early, mid, late in a job, and around its end
+            wait_for(lambda: "running" in service.states().values(), timeout=30)
+            time.sleep(into)
+            service.kill()
+            service.start()
+        wait_for(lambda: settled(service, len(videos)), timeout=120)
+        assert set(service.states().values()) == {"done"}
+        expected = {v.with_name(f"{v.stem}.en.{ext}") for v in videos for ext in ("srt", "json")}
+        assert tree(service.inbox) - before == {
+            p.relative_to(service.inbox).as_posix() for p in expected}  # fmt: skip
+        for video in videos:
+            doc = json.loads(video.with_name(f"{video.stem}.en.json").read_text())
+            assert doc["source"] == video.relative_to(service.inbox).as_posix()
+            assert doc["audio_duration"] == pytest.approx(5.03 if "Film" in video.name else 1.95,
+                                                          abs=0.05)  # fmt: skip
+        assert not service.outbox.exists()
         assert service.stop() == 0
     finally:
         service.close()

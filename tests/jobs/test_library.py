@@ -103,3 +103,24 @@ def test_the_track_plan(library_media: LibraryMedia) -> None:
     assert plan_track(video, english_only).settings.language is None  # ja: not for tiny.en
     told = plan_track(video, beside(language="fr", trust_track_language=True))
     assert told.stream is None and told.settings.language == "fr"  # configured wins
+
+
+def test_our_outputs_are_the_done_ones_and_a_commit_in_progress(tmp_path: Path) -> None:
+    """A subtitle whisperd has just renamed into place, before its job is recorded done, is
+    its own: a new version found in that instant is not skipped for it."""
+    from daemon.jobs.library import our_outputs
+    from daemon.queue import Ledger
+    from daemon.version import Fingerprint
+
+    outbox, beside = tmp_path / "outbox", tmp_path / "in" / "Film.en.srt"
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        job = ledger.enqueue("Film.mkv", Fingerprint(1, 1, 1), model="m", settings_json="{}",
+                             now=0)  # fmt: skip
+        assert job is not None and ledger.claim("w", now=1) is not None
+        record = {"files": [{"path": str(beside), "temp": str(beside) + ".tmp", "sha256": "0"}]}
+        ledger.stage(job.id, {**record, "audio_seconds": 1, "processing_seconds": 1,
+                              "language": "en"}, now=2)  # fmt: skip
+        assert our_outputs(outbox, ledger.history("Film.mkv")) == [beside]
+        ledger.complete(job.id, outputs=["Film.txt", str(beside)], audio_seconds=1,
+                        processing_seconds=1, language="en", now=3)  # fmt: skip
+        assert our_outputs(outbox, ledger.history("Film.mkv")) == [outbox / "Film.txt", beside]
