@@ -211,7 +211,8 @@ def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dic
         "watchdog fed during a burst (gap < 30 s)": all(
             (result["burst"][str(n)]["longest_watchdog_gap_seconds"] or 0) < 30 for n in sizes
         ),
-        f"library of {videos} subtitled videos: start-up < 30 s, nothing queued, idle CPU < 2%":
-            _library_ok(result["library"]),
+        f"library of {videos} subtitled videos: start < 30 s, none queued, idle CPU < 2%": (
+            _library_ok(result["library"])
+        ),
     }
     return result

@@ -141,6 +141,12 @@ class OutboxUnavailableError(OutputWriteError):
     """The outbox cannot take any file: full, read-only, unmounted or not writable."""
 
     environment = True
+    permission = False  # refused for this user: beside the source, one folder's matter
+
+
+class FolderNotWritableError(OutputWriteError):
+    """A video's own folder refuses whisperd's files (``outputs_beside_source``): that file
+    fails (after its retries), the rest of the library goes on."""
 
 
 class ResourceError(WhisperdError):

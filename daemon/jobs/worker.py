@@ -44,7 +44,12 @@ import structlog
 
 from daemon.config import Config, JobSettings, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
-from daemon.errors import SourceReadError, WhisperdError
+from daemon.errors import (
+    FolderNotWritableError,
+    OutboxUnavailableError,
+    SourceReadError,
+    WhisperdError,
+)
 from daemon.jobs import library, outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
@@ -225,9 +230,16 @@ class Worker:
             progress=self._progress_reporter(job), cancel=self._cancel, on_step=self._beat,
         )  # fmt: skip
         self._beat("writing")
-        staged = pipeline.stage(source, done, source_label=job.path, settings=settings,
-                                out_dir=output_dir(cfg, settings, source),
-                                is_media=name_matcher(cfg.watch.include))  # fmt: skip
+        try:
+            staged = pipeline.stage(source, done, source_label=job.path, settings=settings,
+                                    out_dir=output_dir(cfg, settings, source),
+                                    is_media=name_matcher(cfg.watch.include))  # fmt: skip
+        except OutboxUnavailableError as err:
+            if settings.outputs_beside_source and err.permission:  # not the whole library's
+                raise FolderNotWritableError(
+                    err.message, hint="let the whisperd user write to this video's folder"
+                ) from err
+            raise
         record = {
             "audio_seconds": done.audio.duration,
             "processing_seconds": time.monotonic() - done.started,

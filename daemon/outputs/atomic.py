@@ -52,10 +52,12 @@ def write_error(path: Path, err: OSError) -> OutputWriteError:
             f"cannot write {path}: disk full", hint="free space in the outbox; retried then"
         )
     if code in (errno.EACCES, errno.EPERM):
-        return OutboxUnavailableError(
+        error = OutboxUnavailableError(
             f"cannot write {path}: permission denied",
             hint="let the whisperd user write to the outbox folder",
         )
+        error.permission = True
+        return error
     if code == errno.EROFS:
         return OutboxUnavailableError(
             f"cannot write {path}: read-only file system", hint="mount the outbox read-write"

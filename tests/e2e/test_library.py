@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,9 +178,7 @@ def test_collisions_failures_and_new_subtitles_in_a_library(
         service.close()
 
 
-def test_kills_mid_job_leave_the_library_whole(
-    tmp_path: Path, library_media: LibraryMedia
-) -> None:
+def test_kills_mid_job_leave_the_library_whole(tmp_path: Path, library_media: LibraryMedia) -> None:
     """SIGKILL at different moments of jobs that write beside the videos: at the end every
     video has its subtitles, complete, once; no temp file, no .error.txt, nothing else."""
     service = Service(tmp_path, env={"WHISPERD_FAKE_DELAY": "0.6"})
@@ -211,6 +210,35 @@ def test_kills_mid_job_leave_the_library_whole(
         assert not service.outbox.exists()
         assert service.stop() == 0
     finally:
+        service.close()
+
+
+def test_a_folder_that_refuses_files_fails_only_its_video(
+    tmp_path: Path, library_media: LibraryMedia
+) -> None:
+    """Permission denied in one video's folder is that video's failure (retried, then failed
+    and listed); the worker does not pause and the rest of the library goes on."""
+    service = Service(tmp_path)
+    locked = service.inbox / "Locked"
+    try:
+        service.write_config("outputs_beside_source: true\n", defaults={"language": "en"},
+                             jobs={"max_attempts": 1})  # fmt: skip
+        library_media.copy("plain_mkv", locked / "Locked.mkv")
+        library_media.copy("plain_mkv", service.inbox / "Open/Open.mkv")
+        immutable = subprocess.run(["chattr", "+i", str(locked)], capture_output=True)
+        if immutable.returncode:  # root writes anywhere but in an immutable folder
+            pytest.skip(f"cannot make a folder immutable here: {immutable.stderr!r}")
+        service.start()
+        wait_for(lambda: settled(service, 2), timeout=90)
+        assert service.states() == {"Locked/Locked.mkv": "failed", "Open/Open.mkv": "done"}
+        (failure,) = service.status()["recent_failures"]
+        assert "permission denied" in failure["error"]
+        assert "this video's folder" in failure["error"]
+        assert not service.events("worker_paused")
+        assert (service.inbox / "Open/Open.en.srt").is_file()
+        assert service.stop() == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
         service.close()
 
 
