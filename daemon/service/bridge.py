@@ -169,9 +169,13 @@ class IntakeBridge:
             folder = candidate.path.parent
             if folder not in folders:
                 folders[folder] = listing(folder)
-            ours = our_outputs(cfg.outbox, self._ledger.history(rel))
-            reason = subtitled(candidate.path, settings, is_media, ours=ours,
-                               entries=folders[folder])  # fmt: skip
+            try:
+                ours = our_outputs(cfg.outbox, self._ledger.history(rel))
+                reason = subtitled(candidate.path, settings, is_media, ours=ours,
+                                   entries=folders[folder])  # fmt: skip
+            except Exception:  # never lose a file to a failed check: it is queued, and
+                log.exception("subtitle_check_failed", path=rel)  # looked at again at its start
+                reason = None
             if reason is not None:
                 log.info("file_skipped", path=rel, reason=reason)
                 new = NewVersion(new.path, new.fp, new.model, new.settings_json, "skipped", reason)
