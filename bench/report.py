@@ -11,6 +11,25 @@ def _ok(flag: bool) -> str:
     return "yes" if flag else "**NO**"
 
 
+def _library(lines: list[str], lib: dict[str, Any]) -> None:
+    """The media-library rows of the scale part."""
+    first, again = lib["first_start"], lib["restart"]
+    lines += [
+        f"Media library (`outputs_beside_source`), {lib['videos']} videos, all subtitled (one "
+        f"in {lib['embedded_every']} inside the container, the others beside it), empty "
+        "ledger at the first start:",
+        "",
+        "| start | start → READY s | all recorded s | RSS MB | idle CPU % | queued | skipped |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| first | {first['startup_seconds']} | {first['all_recorded_seconds']} "
+        f"| {first['rss_mb']} | {first['idle_cpu_percent']} | {first['queued']} "
+        f"| {first['skipped']} |",
+        f"| restart | {again['startup_seconds']} | - | {again['rss_mb']} "
+        f"| {again['idle_cpu_percent']} | {again['queued']} | - |",
+        "",
+    ]
+
+
 def _targets(lines: list[str], targets: dict[str, bool]) -> None:
     for name, flag in targets.items():
         lines.append(f"- target {name}: {_ok(flag)}")
@@ -109,6 +128,8 @@ def markdown(results: dict[str, Any]) -> str:
                              f"| {y['idle_cpu_percent']} | {y['queued_by_service']} |")  # fmt: skip
         _burst(lines, s.get("burst", {}))
         lines.append("")
+        if "library" in s:
+            _library(lines, s["library"])
         _targets(lines, s["targets"])
     if "accuracy" in parts:
         a = parts["accuracy"]

@@ -141,6 +141,12 @@ class OutboxUnavailableError(OutputWriteError):
     """The outbox cannot take any file: full, read-only, unmounted or not writable."""
 
     environment = True
+    permission = False  # refused for this user: beside the source, one folder's matter
+
+
+class FolderNotWritableError(OutputWriteError):
+    """A video's own folder refuses whisperd's files (``outputs_beside_source``): that file
+    fails (after its retries), the rest of the library goes on."""
 
 
 class ResourceError(WhisperdError):
@@ -160,3 +166,25 @@ class AlreadyRunningError(ServiceError):
 
 class LedgerError(ServiceError):
     """The job ledger (SQLite) cannot be opened or is damaged."""
+
+
+# --- media server --------------------------------------------------------------------------
+
+
+class MediaServerError(WhisperdError):
+    """The media server could not be told about new subtitles (logged and counted; no file
+    fails for it)."""
+
+
+class MediaServerAuthError(MediaServerError):
+    """The server refused the token (401/403); retrying with the same token cannot help."""
+
+
+class MediaServerRejected(MediaServerError):
+    """The server refused the request itself (another 4xx, no library holds the folder)."""
+
+
+class MediaServerUnavailable(MediaServerError):
+    """Timeout, connection refused, 5xx or 429: worth retrying later."""
+
+    transient = True

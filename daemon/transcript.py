@@ -6,7 +6,7 @@ files. ``to_whisper_result`` gives the dict shape openai-whisper's own writers e
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -41,6 +41,29 @@ class Transcript:
     model: str
     engine: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def shifted(self, seconds: float) -> Transcript:
+        """A copy with every segment and word time moved by ``seconds`` (onto the video's
+        playback clock); times before 0:00 become 0. ``duration`` stays the audio's length;
+        the shift is recorded in ``extra["playback_offset"]``."""
+        if seconds == 0:
+            return self
+
+        def move(t: float) -> float:
+            return max(0.0, t + seconds)
+
+        segments = tuple(
+            replace(
+                seg,
+                start=move(seg.start),
+                end=move(seg.end),
+                words=None if seg.words is None else tuple(
+                    replace(w, start=move(w.start), end=move(w.end)) for w in seg.words),
+            )
+            for seg in self.segments
+        )  # fmt: skip
+        extra = {**self.extra, "playback_offset": self.extra.get("playback_offset", 0.0) + seconds}
+        return replace(self, segments=segments, extra=extra)
 
     def to_whisper_result(self) -> dict[str, Any]:
         """The ``result`` dict of ``whisper.transcribe`` (input of ``whisper.utils`` writers)."""

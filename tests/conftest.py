@@ -20,3 +20,11 @@ def model_dir() -> Path:
         if not (target / f"{name}.pt").is_file():
             models.import_model(source_dirs(name), name, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def library_media(tmp_path_factory: pytest.TempPathFactory):
+    """Real videos of a media library (tests/librarymedia.py), built once per session."""
+    from tests.librarymedia import LibraryMedia
+
+    return LibraryMedia.build(tmp_path_factory.mktemp("library-media"))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from daemon.config import Config, Resolver, name_matcher
-from daemon.outputs import mirror_dir, plan_outputs
+from daemon.outputs import output_dir, plan_outputs
 
 
 def run(cfg: Config, given: str) -> int:
@@ -24,7 +24,7 @@ def run(cfg: Config, given: str) -> int:
     settings = resolved.settings
     is_media = name_matcher(cfg.watch.include)
     language = settings.language or "{language}"
-    targets = plan_outputs(source, settings, mirror_dir(cfg.inbox, cfg.outbox, source), language,
+    targets = plan_outputs(source, settings, output_dir(cfg, settings, source), language,
                            is_media)  # fmt: skip
     print(f"file:     {rel}")
     print(f"folder:   {rel.parent.as_posix()}")
@@ -46,6 +46,8 @@ def run(cfg: Config, given: str) -> int:
     print("outputs:")
     for target in targets.values():
         print(f"  {target}")
-    if settings.language is None and "{language}" in settings.output_name:
+    if settings.language is None and "{language}" in str(settings.output_name):
         print("  ({language} is the language detected in each file)")
+    if settings.skip_if_subtitles:
+        print("  (skipped when the video already has subtitles in its language)")
     return 0

@@ -3,7 +3,9 @@
 Besides the files' states, it shows what the running service says of itself (the record
 :mod:`daemon.service.health` keeps in the ledger): a worker paused by an environment error
 and why, the inbox missing, files waiting for their writer, their marker or the stability
-window, entries refused. Every file name is shown escaped (:func:`daemon.text.display`), so
+window or to be checked for subtitles, entries refused, and how the media server's rescans
+went. Skipped files (a video that has subtitles already) are listed with what was found.
+Every file name is shown escaped (:func:`daemon.text.display`), so
 a name that is not UTF-8 never breaks the output, the JSON included.
 """
 
@@ -21,6 +23,7 @@ from daemon.service.health import STATUS_KEY
 from daemon.text import display
 
 FAILURES_SHOWN = 10
+SKIPPED_SHOWN = 10  # the newest ones; --json lists every file with its state
 WINDOW = 3600.0  # seconds: throughput is over the last hour
 
 
@@ -61,8 +64,8 @@ def collect(cfg: Config, pid: int | None, now: float | None = None) -> dict[str,
         "ledger": str(cfg.state_dir / FILENAME),
     }
     if not (cfg.state_dir / FILENAME).exists():
-        report.update(counts={}, running=[], recent_failures=[], incomplete=[], files=[],
-                      throughput={})  # fmt: skip
+        report.update(counts={}, running=[], recent_failures=[], incomplete=[], skipped=[],
+                      files=[], throughput={})  # fmt: skip
         return report
     with open_ledger(cfg.state_dir, readonly=True) as ledger:
         counts = ledger.counts()
@@ -70,6 +73,7 @@ def collect(cfg: Config, pid: int | None, now: float | None = None) -> dict[str,
         failures = ledger.recent_failures(FAILURES_SHOWN)
         files = ledger.latest_per_path()
         incomplete = ledger.in_state("incomplete", FAILURES_SHOWN)
+        skipped = ledger.in_state("skipped", SKIPPED_SHOWN)
         record = ledger.get_meta(STATUS_KEY) if pid is not None else None
         rate = ledger.throughput(WINDOW, now)
         ready = ledger.queue_depth(now)
@@ -82,6 +86,7 @@ def collect(cfg: Config, pid: int | None, now: float | None = None) -> dict[str,
         running=[_job(j) for j in running],
         recent_failures=[_job(j) for j in failures],
         incomplete=[_job(j) for j in incomplete],
+        skipped=[_job(j) for j in skipped],
         service_status=_service_status(record),
         throughput={
             "last_hour_audio_hours_per_hour": round(rate, 3),
@@ -101,7 +106,8 @@ def _service_status(record: str | None) -> dict[str, Any]:
         data = json.loads(record)
     except ValueError:
         return {}
-    return {key: data.get(key) for key in ("paused", "inbox_missing", "waiting", "refused")}
+    keys = ("paused", "inbox_missing", "waiting", "refused", "media_server")
+    return {key: data.get(key) for key in keys}
 
 
 def show(cfg: Config, *, as_json: bool) -> int:
@@ -140,6 +146,10 @@ def _print(report: dict[str, Any]) -> None:
         print("incomplete (waiting for the rest of the file; taken again when it changes):")
         for job in report["incomplete"]:
             print(f"  {job['path']}: {job['error']}")
+    if report["skipped"]:
+        print("skipped (have subtitles already; 'whisperd retry PATH' looks again):")
+        for job in report["skipped"]:
+            print(f"  {job['path']}: {job['error']}")
     if report["recent_failures"]:
         print("recent failures:")
         for job in report["recent_failures"]:
@@ -158,3 +168,8 @@ def _print_service_status(status: dict[str, Any]) -> None:
         print("waiting:   " + ", ".join(f"{n} {why}" for why, n in waiting.items()))
     for entry in status.get("refused") or []:
         print(f"refused:   {display(entry)}")
+    server = status.get("media_server")
+    if server:
+        print(f"media server: {server.get('refreshed', 0)} folders rescanned, "
+              f"{server.get('pending', 0)} pending, {server.get('dropped', 0)} given up "
+              f"({server.get('auth_failures', 0)} refused tokens; see the log)")  # fmt: skip

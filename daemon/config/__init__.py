@@ -3,6 +3,8 @@
 Owns everything about ``whisperd.yaml``: :mod:`.schema` (frozen pydantic models, a
 description on every field), :mod:`.values` (the value types and their messages),
 :mod:`.tables` (engines, formats, languages, official models, default patterns),
+:mod:`.library` (media-library value types, the defaults that follow the output mode),
+:mod:`.languages` (Whisper codes ↔ ISO 639-1/-2),
 :mod:`.load` (find → YAML → validate → cross-check), :mod:`.rules` (settings per folder),
 :mod:`.checks` (combinations that cannot work), :mod:`.messages` (how errors read) and
 :mod:`.patterns` (the one file-name matcher).
@@ -26,6 +28,7 @@ from daemon.config.patterns import (
     marker_path,
     marker_present,
     name_matcher,
+    own_file,
 )
 from daemon.config.rules import Resolved, Resolver
 from daemon.config.schema import (
@@ -33,6 +36,7 @@ from daemon.config.schema import (
     JobSettings,
     JobsSettings,
     LogSettings,
+    MediaServerSettings,
     ModelsSettings,
     SubtitleSettings,
     WatchSettings,
@@ -46,6 +50,7 @@ from daemon.config.tables import (
     MEDIA_PATTERNS,
     OFFICIAL_MODELS,
     PLACEHOLDERS,
+    SKIP_MARKER,
     VAD_KEYS,
 )
 from daemon.config.values import model_name
@@ -60,12 +65,14 @@ __all__ = [
     "MEDIA_PATTERNS",
     "OFFICIAL_MODELS",
     "PLACEHOLDERS",
+    "SKIP_MARKER",
     "SYSTEM_CONFIG",
     "VAD_KEYS",
     "Config",
     "JobSettings",
     "JobsSettings",
     "LogSettings",
+    "MediaServerSettings",
     "ModelsSettings",
     "NameMatcher",
     "Resolved",
@@ -81,5 +88,6 @@ __all__ = [
     "marker_present",
     "model_name",
     "name_matcher",
+    "own_file",
     "with_overrides",
 ]

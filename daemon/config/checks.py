@@ -98,6 +98,7 @@ def config_problems(cfg: Config) -> list[tuple[Loc, str]]:
             f"must be ≥ jobs.retry_backoff ({jobs.retry_backoff:g}), "
             f"got {jobs.retry_backoff_max:g}",
         ))  # fmt: skip
+    problems += _library_problems(cfg)
     seen: dict[str, int] = {}
     for i, worker in enumerate(cfg.workers):
         device = "cuda:0" if worker.device == "cuda" else worker.device
@@ -108,6 +109,21 @@ def config_problems(cfg: Config) -> list[tuple[Loc, str]]:
                 "(one worker per device)",
             ))  # fmt: skip
         seen.setdefault(device, i)
+    return problems
+
+
+def _library_problems(cfg: Config) -> list[tuple[Loc, str]]:
+    """Outputs beside the source and the media server."""
+    problems: list[tuple[Loc, str]] = []
+    if cfg.jobs.on_success != "keep" and cfg.beside_anywhere():
+        problems.append((
+            ("jobs", "on_success"),
+            f"must be keep where outputs_beside_source is true (on_success {cfg.jobs.on_success} "
+            "would leave the subtitles without their video)",
+        ))  # fmt: skip
+    server = cfg.media_server
+    if server.kind != "none" and server.url is None:
+        problems.append((("media_server", "url"), f"required with media_server.kind {server.kind}"))
     return problems
 
 

@@ -36,7 +36,7 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
     """Validate a parsed configuration: sections, folder rules, then cross-field checks."""
     # An empty section ('watch:' with every key commented out) means its defaults.
     data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
-    errors: list[tuple[Loc, str]] = []
+    errors: list[tuple[Loc, str]] = _lift_top_level(data)
     if "path" in data:  # a Config field, but set by the loader, not the file
         del data["path"]
         errors.append((("path",), "unknown key"))
@@ -84,6 +84,20 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
         ]
         raise ConfigError(path, [line(loc, m) for loc, m in relabel])
     return cfg
+
+
+def _lift_top_level(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """``outputs_beside_source`` may be written at the top level: it is the defaults' value."""
+    if "outputs_beside_source" not in data:
+        return []
+    value = data.pop("outputs_beside_source")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, Mapping):
+        return []  # the defaults' own error is reported
+    if "outputs_beside_source" in defaults:
+        return [(("outputs_beside_source",), "also set in defaults: set it in one place")]
+    data["defaults"] = {**defaults, "outputs_beside_source": value}
+    return []
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -160,5 +174,5 @@ def with_overrides(cfg: Config, **job_settings: Any) -> Config:
     taken from the config folder, so pass absolute paths.
     """
     raw = cfg.model_dump(exclude={"path", "defaults"})
-    raw["defaults"] = merge(cfg.defaults.model_dump(), job_settings)
+    raw["defaults"] = merge(cfg.defaults.raw(), job_settings)
     return _build(raw, cfg.path, overridden=frozenset(job_settings))

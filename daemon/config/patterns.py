@@ -1,9 +1,11 @@
-"""The one file-name matcher, and what a ``ready_marker`` setting names.
+"""The one file-name matcher, whisperd's own files, and what a ``ready_marker`` setting names.
 
 :func:`name_matcher`: ``watch.include`` and ``watch.ignore`` globs, case-insensitive. The
 watcher (is this file a candidate? is this path component ignored?), the output naming
 (which siblings are media, for collision-safe stems) and ``whisperd explain`` all ask the
-same question through it, so they can never disagree.
+same question through it, so they can never disagree. :func:`own_file`: names whisperd
+writes itself (its outputs, temp files, ``.error.txt``), never taken as input whatever the
+patterns say: with ``outputs_beside_source`` they are written into the inbox.
 
 :func:`marker_present`, :func:`marker_path`, :func:`folder_markers`: a ``ready_marker`` is
 a template naming one file's marker (``'{name}.ready'``) or a pattern for the folder's
@@ -18,7 +20,17 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
+from daemon.config.tables import ERROR_SUFFIX, FORMATS, TEMP_SUFFIX
+
 NameMatcher = Callable[[str], bool]
+_OUTPUT_SUFFIXES = tuple(f".{fmt}" for fmt in FORMATS)
+
+
+def own_file(name: str) -> bool:
+    """Whether ``name`` is a file whisperd writes: an output format (txt, srt, vtt, tsv,
+    json; no media file ends so), an ``.error.txt`` or a temp file."""
+    low = name.lower()
+    return low.endswith((*_OUTPUT_SUFFIXES, ERROR_SUFFIX, TEMP_SUFFIX))
 
 
 @functools.lru_cache(maxsize=64)

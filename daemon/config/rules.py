@@ -48,7 +48,7 @@ def derive(cfg: Config, parts: tuple[str, ...]) -> Resolved:
     )
     if not rules:
         return Resolved(cfg.defaults, ())
-    merged = cfg.defaults.model_dump()
+    merged = cfg.defaults.raw()  # "auto" settings stay null: the rule's mode decides
     for key in rules:
         merged = merge(merged, cfg.folders[key])
     return Resolved(JobSettings.model_validate(merged), tuple(rules))
@@ -84,6 +84,14 @@ class Resolver:
         with self._lock:
             self._memo[parts] = found
         return found
+
+    def settings_for_file(self, rel: str | PurePosixPath) -> JobSettings:
+        """The settings of ``rel``'s folder, or the defaults where its rules clash: where an
+        ``.error.txt`` goes and whether one is written (an error is never lost to another)."""
+        try:
+            return self.resolve(PurePosixPath(rel).parent).settings
+        except ConfigError:
+            return self.cfg.defaults
 
 
 def is_glob(key: str) -> bool:
@@ -161,7 +169,7 @@ def validate_rules(
             continue
         rule = {str(k): v for k, v in rule.items()}
         try:
-            values = JobSettings.model_validate(rule, context=context).model_dump()
+            values = JobSettings.model_validate(rule, context=context).raw()
         except ValidationError as exc:
             errors += [(loc + where, message) for where, message in translate(exc, JobSettings)]
             continue

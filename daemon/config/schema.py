@@ -3,7 +3,11 @@
 The schema is the single source for config/whisperd.yaml (a test keeps the annotated file in
 step). Settings are frozen: the settings of one folder are *derived* from the defaults and
 the folder rules (:mod:`daemon.config.rules`), never mutated; a changed configuration is a
-new :class:`Config` (:mod:`daemon.config.load`).
+new :class:`Config` (:mod:`daemon.config.load`). The settings whose default depends on the
+output mode (``outputs_beside_source``) and their value types are in :mod:`.library`.
+
+Long: one declarative table of every setting with its description, the reference that
+config/whisperd.yaml is checked against; split in two it would only be harder to read.
 """
 
 from __future__ import annotations
@@ -11,9 +15,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from daemon.config.tables import FORMATS, IGNORE_PATTERNS, MEDIA_PATTERNS
+from daemon.config.languages import code_for, is_whisper_code
+from daemon.config.library import (
+    MODE_DEFAULTS,
+    AudioLanguages,
+    HttpUrl,
+    JobOrder,
+    LanguageCode,
+    OptionalFlag,
+    OptionalFormats,
+    OptionalOutputName,
+    PathMap,
+    Secret,
+    ServerKind,
+)
+from daemon.config.tables import IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
     ComputeTypeName,
     Count,
@@ -21,7 +39,6 @@ from daemon.config.values import (
     EngineName,
     Flag,
     Folder,
-    Formats,
     Globs,
     Language,
     LogFormat,
@@ -34,7 +51,6 @@ from daemon.config.values import (
     OptionalNumber,
     OptionalPositive,
     OptionalText,
-    OutputName,
     PollMode,
     Positive,
     ReadyMarker,
@@ -94,8 +110,10 @@ class JobSettings(_Settings):
     task: TaskName = Field(
         "transcribe", description="transcribe (same language) or translate (into English)."
     )
-    formats: Formats = Field(
-        FORMATS, description="Outputs to write: txt, srt, vtt, tsv, json, or [all]."
+    formats: OptionalFormats = Field(
+        None,
+        description="Outputs to write: txt, srt, vtt, tsv, json, or [all]; null: all five, "
+        "or [srt] when outputs_beside_source.",
     )
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     beam_size: OptionalCount = Field(
@@ -158,11 +176,68 @@ class JobSettings(_Settings):
         "removed after success) or a pattern like '*.done' (for the folder, removed once "
         "its files are done); files wait until it exists. null: not used.",
     )
-    output_name: OutputName = Field(
-        "{stem}",
+    output_name: OptionalOutputName = Field(
+        None,
         description="Output file name without extension; placeholders {stem} {ext} "
-        "{language} {model} {task}.",
+        "{language} {model} {task}; null: '{stem}', or '{stem}.{language}' when "
+        "outputs_beside_source.",
     )
+    outputs_beside_source: Flag = Field(
+        False,
+        description="Write outputs (and .error.txt) into the source's own folder, named as "
+        "media players look for subtitles (Movie (2004).en.srt), instead of the outbox.",
+    )
+    language_code: LanguageCode = Field(
+        None,
+        description="How {language} is written: whisper (Whisper's code), iso639-1 (en) or "
+        "iso639-2 (eng, ger: the /B codes Plex documents); null: whisper, or iso639-1 when "
+        "outputs_beside_source.",
+    )
+    skip_if_subtitles: OptionalFlag = Field(
+        None,
+        description="Skip a video that already has subtitles in its language (a file beside "
+        "it or an embedded stream); null: true when outputs_beside_source, else false.",
+    )
+    error_files: Flag = Field(
+        True, description="Write an .error.txt for a file that failed; false: status only."
+    )
+    audio_language: AudioLanguages = Field(
+        (),
+        description="Audio track to transcribe, by its language tag, in order of preference "
+        "([ja, en]); no match (or []): the default track, else the first.",
+    )
+    trust_track_language: Flag = Field(
+        False,
+        description="With language null, use the chosen audio track's language tag instead "
+        "of detecting the language (untagged tracks are still detected).",
+    )
+
+    _auto: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_validator(mode="after")
+    def _mode_defaults(self) -> JobSettings:
+        """Fill the settings left null ("auto") with the value of the output mode."""
+        auto = frozenset(key for key in MODE_DEFAULTS if getattr(self, key) is None)
+        for key in auto:
+            self.__dict__[key] = MODE_DEFAULTS[key][int(self.outputs_beside_source)]
+        self._auto = auto
+        return self
+
+    def raw(self) -> dict[str, Any]:
+        """The settings as written: "auto" ones null again (what folder rules merge over)."""
+        values = self.model_dump()
+        values.update(dict.fromkeys(self._auto))
+        return values
+
+    def language_label(self, language: str | None) -> str:
+        """``{language}`` in output names: ``language`` (or the configured one) as
+        ``language_code`` says; ``und`` when neither is known."""
+        code = language or self.language
+        if not code:
+            return "und"
+        if self.language_code == "whisper" or not is_whisper_code(code):
+            return code
+        return code_for(code, self.language_code)  # type: ignore[arg-type]
 
     @property
     def needs_word_timestamps(self) -> bool:
@@ -182,11 +257,11 @@ class JobSettings(_Settings):
         values = {
             "stem": stem,
             "ext": ext.lstrip("."),
-            "language": language or self.language or "und",
+            "language": self.language_label(language),
             "model": model_name(self.model),
             "task": self.task,
         }
-        name = self.output_name.format_map(values)
+        name = str(self.output_name).format_map(values)
         if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
             raise OutputPathError(
                 f"output_name {self.output_name!r} gives the unusable name {name!r} "
@@ -274,6 +349,43 @@ class JobsSettings(_Settings):
         description="Seconds a running job may show no sign of life before the service "
         "stops feeding systemd's watchdog (which then restarts it).",
     )
+    order: JobOrder = Field(
+        "oldest",
+        description="Which waiting file runs first: oldest (first queued) or newest (the "
+        "file modified last; for libraries: new episodes before the back catalogue).",
+    )
+
+
+class MediaServerSettings(_Settings):
+    """The media server told to rescan a folder once subtitles were written beside a video."""
+
+    kind: ServerKind = Field(
+        "none", description="none (no server is told), jellyfin, emby or plex."
+    )
+    url: HttpUrl = Field(
+        None, description="The server's base URL, e.g. http://jellyfin:8096 (required with a kind)."
+    )
+    token: Secret = Field(
+        None,
+        description="API key (Jellyfin/Emby dashboard) or X-Plex-Token; null: read token_file, "
+        "else $WHISPERD_MEDIA_TOKEN.",
+    )
+    token_file: OptionalFolder = Field(
+        None, description="A file whose first line is the token (re-read on every request)."
+    )
+    path_map: PathMap = Field(
+        default_factory=dict,
+        description="Local folder → the same folder as the server sees it "
+        "({/mnt/media: /data}), for a server in a container or on another machine.",
+    )
+    batch_seconds: Seconds = Field(
+        10.0, description="Seconds to gather the videos of one folder into one rescan."
+    )
+    min_interval: Seconds = Field(2.0, description="Seconds between two requests batches.")
+    timeout: Positive = Field(10.0, description="Seconds an HTTP request may take.")
+    max_attempts: Count = Field(
+        5, description="Tries per folder when the server is down or busy, with a backoff."
+    )
 
 
 class WorkerSettings(_Settings):
@@ -309,7 +421,8 @@ class Config(_Settings):
     outbox: Folder = Field(
         "../outbox",
         validate_default=True,
-        description="Where outputs go, mirroring the inbox's subfolders.",
+        description="Where outputs go, mirroring the inbox's subfolders (unused where "
+        "outputs_beside_source).",
     )
     state_dir: Folder = Field(
         "../var",
@@ -336,4 +449,21 @@ class Config(_Settings):
         description="One worker per device, each running one job at a time.",
     )
     models: ModelsSettings = Field(default_factory=ModelsSettings, description="Model cache.")
+    media_server: MediaServerSettings = Field(
+        default_factory=MediaServerSettings,
+        description="A Jellyfin, Emby or Plex server to tell about subtitles written beside "
+        "videos.",
+    )
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+
+    def beside_anywhere(self) -> bool:
+        """Whether some folder writes its outputs beside its sources."""
+        return self.defaults.outputs_beside_source or any(
+            rule.get("outputs_beside_source") for rule in self.folders.values()
+        )
+
+    def uses_outbox(self) -> bool:
+        """Whether some folder writes into the outbox (else it is never created)."""
+        return not self.defaults.outputs_beside_source or any(
+            rule.get("outputs_beside_source") is False for rule in self.folders.values()
+        )

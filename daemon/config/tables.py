@@ -1,9 +1,10 @@
 """The fixed tables the configuration is checked against, read without importing torch.
 
 Engines, CTranslate2 compute types, output formats, output-name placeholders, faster-whisper's
-VAD option names, openai-whisper's official model names and language table, and the default
-include / ignore patterns of the watcher. Other packages take these names from here, so each
-table exists once (tests compare the copies of third-party tables with their sources).
+VAD option names, openai-whisper's official model names and language table, the default
+include / ignore patterns of the watcher, and the names of whisperd's own files (temp files,
+``.error.txt``, the ``.whisperd-skip`` folder marker). Other packages take these names from
+here, so each table exists once (tests compare the copies of third-party tables with their sources).
 
 A leaf of the config package: imports only :mod:`daemon.whisper_parts` and the errors.
 """
@@ -53,6 +54,12 @@ IGNORE_PATTERNS = (
     "@eaDir", ".DS_Store", "._*",
 )
 # fmt: on
+#: Suffix of whisperd's temp files (``.<name>.<random>.whisperd-tmp``, see outputs.atomic).
+TEMP_SUFFIX = ".whisperd-tmp"
+#: Suffix of the file that says why a file failed.
+ERROR_SUFFIX = ".error.txt"
+#: A folder holding a file of this name is ignored by the watcher, with everything below it.
+SKIP_MARKER = ".whisperd-skip"
 
 
 @functools.cache

@@ -52,16 +52,18 @@ def _number(desc: str, test: Callable[[float], bool], *, integer: bool = False, 
     return BeforeValidator(check)
 
 
+def choice_value(noun: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` lower-cased if it is one of ``choices``; else a message naming them."""
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    fail(f"{show(value)} is not {noun} (choose from {', '.join(choices)})")
+
+
 def _choice(noun: str, choices: Sequence[str]):
-    def check(value: Any) -> str:
-        if isinstance(value, str) and value.strip().lower() in choices:
-            return value.strip().lower()
-        fail(f"{show(value)} is not {noun} (choose from {', '.join(choices)})")
-
-    return BeforeValidator(check)
+    return BeforeValidator(lambda value: choice_value(noun, value, choices))
 
 
-def _flag(value: Any) -> bool:
+def flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     fail(f"must be true or false, got {show(value)}")
@@ -96,7 +98,7 @@ def _language(value: Any) -> str | None:
     )
 
 
-def _formats_before(value: Any) -> Any:
+def formats_before(value: Any) -> Any:
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list | tuple) and any(
@@ -108,7 +110,7 @@ def _formats_before(value: Any) -> Any:
     return value
 
 
-def _no_repeats(value: tuple[Any, ...]) -> tuple[Any, ...]:
+def no_repeats(value: tuple[Any, ...]) -> tuple[Any, ...]:
     if not value:
         fail("must not be empty")
     repeated = [v for i, v in enumerate(value) if v in value[:i]]
@@ -139,7 +141,7 @@ def _glob(value: Any) -> str:
     return value
 
 
-def _output_name(value: Any) -> str:
+def output_name(value: Any) -> str:
     if not isinstance(value, str):
         fail(f"must be a template like '{{stem}}', got {show(value)}")
     try:
@@ -295,22 +297,22 @@ Fraction = Annotated[float, _number("a number between 0 and 1", lambda v: 0 <= v
 OptionalFraction = Annotated[
     float | None, _number("a number between 0 and 1", lambda v: 0 <= v <= 1, null=True)
 ]
-Flag = Annotated[bool, BeforeValidator(_flag)]
+Flag = Annotated[bool, BeforeValidator(flag)]
 OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 Device = Annotated[str, BeforeValidator(_device)]
 Language = Annotated[str | None, BeforeValidator(_language)]
 ModelRef = Annotated[str, BeforeValidator(_model)]
 Formats = Annotated[
     tuple[Annotated[Format, _choice("a format", (*FORMATS, "all"))], ...],
-    BeforeValidator(_formats_before),
-    AfterValidator(_no_repeats),
+    BeforeValidator(formats_before),
+    AfterValidator(no_repeats),
 ]
 Temperatures = Annotated[
     tuple[Fraction, ...], BeforeValidator(_temperatures_before), AfterValidator(non_empty)
 ]
 Globs = Annotated[tuple[Annotated[str, BeforeValidator(_glob)], ...], AfterValidator(non_empty)]
 OptionalGlobs = tuple[Annotated[str, BeforeValidator(_glob)], ...]
-OutputName = Annotated[str, BeforeValidator(_output_name)]
+OutputName = Annotated[str, BeforeValidator(output_name)]
 ReadyMarker = Annotated[str | None, BeforeValidator(_ready_marker)]
 Folder = Annotated[Path, BeforeValidator(_folder)]
 EngineName = Annotated[Engine, _choice("an engine", ENGINES)]

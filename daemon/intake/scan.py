@@ -9,9 +9,11 @@
   directory's previous mtime are looked up, so an idle tree of 100,000 files costs little.
   watchdog's PollingObserver is not used: it stats every file of the tree each interval.
 
-What is eligible: a regular file whose name matches ``include`` and no path component
-matches ``ignore``; a symlink only when it resolves to a regular file inside the inbox
-(refused, with one warning, when it leads outside); FIFOs, sockets and devices never.
+What is eligible: a regular file whose name matches ``include`` (and is not one of
+whisperd's own files) and no path component matches ``ignore``, in no folder holding a
+``.whisperd-skip`` marker (nor below one); a symlink only when it resolves to a regular
+file inside the inbox (refused, with one warning, when it leads outside); FIFOs, sockets
+and devices never.
 Every eligible file found is handed to :class:`~daemon.intake.stability.Stability`.
 """
 
@@ -22,7 +24,7 @@ import stat
 from collections.abc import Callable
 from typing import Any
 
-from daemon.config import NameMatcher
+from daemon.config import SKIP_MARKER, NameMatcher
 from daemon.intake.stability import Stability
 from daemon.version import Fingerprint
 
@@ -71,6 +73,15 @@ class Tree:
     def ignored(self, rel: str) -> bool:
         """Whether any component of ``rel`` matches an ignore pattern."""
         return any(map(self._ignore, rel.split("/")))
+
+    def skipped(self, rel: str) -> bool:
+        """Whether ``rel`` lies in (or below) a folder holding the ``.whisperd-skip`` marker."""
+        parts = rel.split("/")
+        for depth in range(len(parts)):
+            folder = "/".join([self.root, *parts[:depth]])
+            if os.path.lexists(f"{folder}/{SKIP_MARKER}"):
+                return True
+        return False
 
     # --- scanning ------------------------------------------------------------------------
 
@@ -151,6 +162,8 @@ class Tree:
                 self._unreadable += 1
                 continue
             self.dirs[dir_path] = (dst.st_mtime_ns, dst.st_ino)
+            if any(entry.name == SKIP_MARKER for entry in entries):
+                continue  # marked: nothing here or below is taken (a change re-lists it)
             prefix = dir_rel + "/" if dir_rel else ""
             for entry in entries:
                 files += self._entry(entry, prefix, now, fresh, recursive, stack, seen)

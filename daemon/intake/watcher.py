@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from daemon.config import WatchSettings, name_matcher
+from daemon.config import WatchSettings, name_matcher, own_file
 from daemon.intake import hints
 from daemon.intake.fsinfo import facts
 from daemon.intake.readiness import Judge, MarkerFor
@@ -73,9 +73,10 @@ class Watcher:
             judge, on_ready=on_ready, is_known=is_known, on_gone=on_gone,
             on_incomplete=on_incomplete, probe=self._probe, keepalive=keepalive,
         )  # fmt: skip
+        include = name_matcher(options.include, empty=True)
         self._tree = Tree(
             self._root,
-            include=name_matcher(options.include, empty=True),
+            include=lambda name: include(name) and not own_file(name),
             ignore=name_matcher(options.ignore),
             stability=self._stability,
             warn_once=self._warn_once,
@@ -288,7 +289,7 @@ class Watcher:
         """Look at one hinted path: a folder is scanned, a file observed or forgotten."""
         tree, stability = self._tree, self._stability
         rel = tree.rel(path)
-        if not rel or tree.ignored(rel):
+        if not rel or tree.ignored(rel) or tree.skipped(rel):
             return
         try:
             st = os.lstat(path)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +22,17 @@ from typing import TypeVar
 
 import structlog
 
-from daemon.config import Config
+from daemon.config import Config, JobSettings
 from daemon.errors import LedgerError
 from daemon.jobs import source as source_mod
-from daemon.outputs import Staged, error_file, publish, write_error_file
+from daemon.outputs import (
+    Staged,
+    error_file,
+    from_ledger,
+    ledger_name,
+    publish,
+    write_error_file,
+)
 from daemon.queue import Job, JobStore, RetryPolicy
 from daemon.version import VersionPolicy
 
@@ -60,8 +66,12 @@ def commit(
     version: VersionPolicy,
     stop: threading.Event,
     now: Callable[[], float],
+    settings: JobSettings | None = None,
 ) -> Job:
-    """Record, publish, complete; then the after-success chores (never raising)."""
+    """Record, publish, complete; then the after-success chores (never raising).
+
+    ``settings``: the folder's, for where the stale ``.error.txt`` is (else the job's own).
+    """
     with_retries(lambda: ledger.stage(job.id, {**record, "files": [s.record() for s in staged]},
                                       now=now()), stop, "stage outputs")  # fmt: skip
     publish(staged)
@@ -69,7 +79,7 @@ def commit(
     done = with_retries(
         lambda: ledger.complete(
             job.id,
-            outputs=[os.fsdecode(s.path.relative_to(cfg.outbox)) for s in staged],
+            outputs=[ledger_name(cfg.outbox, s.path) for s in staged],
             audio_seconds=record["audio_seconds"],
             processing_seconds=record["processing_seconds"],
             language=record["language"],
@@ -79,17 +89,30 @@ def commit(
         stop,
         "complete",
     )
-    after_success(ledger, cfg, done, version, now)
+    after_success(ledger, cfg, done, version, now, settings)
     return done
 
 
+def job_settings(cfg: Config, job: Job) -> JobSettings:
+    """The settings recorded with the job when it was queued (the defaults if unreadable)."""
+    try:
+        return JobSettings.model_validate_json(job.settings)
+    except ValueError:
+        return cfg.defaults
+
+
 def after_success(
-    ledger: JobStore, cfg: Config, job: Job, version: VersionPolicy, now: Callable[[], float]
+    ledger: JobStore,
+    cfg: Config,
+    job: Job,
+    version: VersionPolicy,
+    now: Callable[[], float],
+    settings: JobSettings | None = None,
 ) -> None:
     """Stale .error.txt, on_success, ready marker: each failure logged, none raised."""
     source = cfg.inbox / job.path
     try:
-        error_file(cfg, source).unlink(missing_ok=True)
+        error_file(cfg, source, settings or job_settings(cfg, job)).unlink(missing_ok=True)
     except OSError as err:
         log.warning("error_file_not_removed", error=str(err))
     if job.source_action is not None and source_mod.act(
@@ -113,8 +136,12 @@ def failed(
     transient: bool,
     stop: threading.Event,
     now: Callable[[], float],
+    settings: JobSettings | None = None,
 ) -> str:
-    """Record a failure; for good: ``.error.txt`` and the outputs of older versions go."""
+    """Record a failure; for good: ``.error.txt`` and the outputs of older versions go.
+
+    ``settings``: the folder's, for where the ``.error.txt`` goes (else the job's own).
+    """
     state = with_retries(
         lambda: ledger.fail(job.id, error=error, transient=transient,
                             policy=RetryPolicy.from_settings(cfg.jobs), now=now()),
@@ -123,7 +150,8 @@ def failed(
     )  # fmt: skip
     if state == "failed":
         source = cfg.inbox / job.path
-        write_error_file(cfg, job.path, source, error, attempts=job.attempts + 1)
+        write_error_file(cfg, job.path, source, error, attempts=job.attempts + 1,
+                         settings=settings or job_settings(cfg, job))  # fmt: skip
         remove_old_outputs(ledger, cfg, job)
     return state
 
@@ -137,7 +165,7 @@ def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
     if previous is None:
         return
     for rel in previous.outputs:
-        path = cfg.outbox / rel
+        path = from_ledger(cfg.outbox, rel)
         try:
             path.unlink(missing_ok=True)
         except OSError as err:

@@ -3,8 +3,10 @@
 Two halves, so that the service can record the outputs in the ledger between writing them
 and publishing them (:mod:`daemon.queue.transitions`):
 
-* :func:`transcribe`: the guards (``jobs.max_duration``, memory), decoding (unless handed
-  pre-decoded audio), the engine;
+* :func:`transcribe`: the guards (``jobs.max_duration``, memory), the audio track
+  (:func:`daemon.jobs.library.plan_track`), decoding (unless handed pre-decoded audio), the
+  engine, and the move of every cue onto the video's playback clock (a track that starts
+  after the video keeps its cues where the player shows them);
 * :func:`stage`: names the outputs (after the language is known, since ``output_name`` may
   use it), renders every format and writes each to a fsynced temp file, and logs the one
   summary line of the file.
@@ -28,7 +30,7 @@ import structlog
 from daemon import __version__
 from daemon.config import JobSettings, JobsSettings, NameMatcher
 from daemon.engines import Engine, ProgressCallback
-from daemon.jobs import guards
+from daemon.jobs import guards, library
 from daemon.media import Audio, decode
 from daemon.outputs import Staged, plan_outputs, publish, stage_outputs
 from daemon.transcript import Transcript
@@ -43,9 +45,10 @@ class Transcribed:
     """What the engine made of one file, and how long it took so far."""
 
     audio: Audio
-    transcript: Transcript
+    transcript: Transcript  # its times on the playback clock (see audio.offset)
     started: float  # monotonic time the job started
     decode_seconds: float
+    plan: library.TrackPlan  # the track decoded and the settings used (a trusted language)
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,21 @@ def transcribe(
 ) -> Transcribed:
     """Guards, decode, engine: the transcript of ``source`` (nothing written yet)."""
     started = time.monotonic()
+    plan = library.TrackPlan(None, settings)
     if audio is None:
         if limits is not None:
             on_step("checking")
             guards.check(source, limits)
+        plan = library.plan_track(source, settings)
         on_step("decoding")
-        audio = decode(source, tick=lambda: on_step("decoding"))
+        audio = decode(source, stream=plan.stream, tick=lambda: on_step("decoding"))
     if limits is not None:
         guards.check(source, limits, seconds=audio.duration)
     decoded = time.monotonic()
     on_step("transcribing")
-    transcript = engine.transcribe(audio, settings, progress=progress, cancel=cancel)
-    return Transcribed(audio, transcript, started, decoded - started)
+    transcript = engine.transcribe(audio, plan.settings, progress=progress, cancel=cancel)
+    transcript = transcript.shifted(audio.offset)
+    return Transcribed(audio, transcript, started, decoded - started, plan)
 
 
 def stage(
@@ -105,10 +111,12 @@ def stage(
         "source": source_label,
         "model": settings.model,
         "engine": transcript.engine,
-        "settings": settings_record(settings),
+        "settings": settings_record(done.plan.settings),
         "audio_duration": round(audio.duration, 3),
         "processing_seconds": round(time.monotonic() - done.started, 3),
         "whisperd_version": __version__,
+        "audio_stream": library.track_record(done.plan, audio),
+        "playback_offset": round(audio.offset, 3),
     }
     staged = stage_outputs(transcript, targets, subtitles=settings.subtitles, meta=meta)
     _summary(source_label, settings, done, [s.path for s in staged])
@@ -157,5 +165,7 @@ def _summary(label: str, settings: JobSettings, done: Transcribed, written: list
         audio_seconds=round(seconds, 2),
         processing_seconds=round(total, 2),
         realtime_factor=round(seconds / total, 2) if total > 0 else None,
+        audio_stream=done.audio.stream_index,
+        playback_offset=round(done.audio.offset, 3),
         outputs=[p.name for p in written],
     )

@@ -6,8 +6,8 @@ job's fingerprint first, and a file replaced during its job (a re-export, a seco
 is left alone for its own job. While the inbox itself is missing (a share that dropped off)
 the action stays pending and is done when the inbox is back. The archive never overwrites: a
 name already taken there gets a numbered suffix (``talk (2).mp3``). A ready marker of the
-file (``ready_marker: '{name}.ready'``) goes with it; a folder's marker (``'*.done'``) once nothing of the
-folder waits any more.
+file (``ready_marker: '{name}.ready'``) goes with it; a folder's marker (``'*.done'``) once
+nothing of the folder waits any more.
 """
 
 from __future__ import annotations

@@ -18,7 +18,12 @@ Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`; what i
 * any other exception is a bug: logged with its traceback, counted as a failed attempt;
   the thread survives anything at the job boundary;
 * cancelled (graceful stop ran out of time) → back in the queue, no attempt counted;
-* the source vanished or changed before the job started → ``gone`` / ``superseded``.
+* the source vanished or changed before the job started → ``gone`` / ``superseded``;
+* the video has subtitles by now (``skip_if_subtitles``: a sidecar or an embedded stream
+  arrived while it waited) → ``skipped``, with what was found.
+
+After a commit of outputs written beside the source, ``on_written(source)`` is called (the
+service tells the media server); it must not block.
 
 The service sees a worker only through :meth:`Worker.snapshot` (one consistent value),
 :meth:`Worker.alive`, :meth:`Worker.wake`, :meth:`Worker.request_stop`,
@@ -37,13 +42,18 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from daemon.config import Config, Resolver, name_matcher
+from daemon.config import Config, JobSettings, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
-from daemon.errors import OutboxUnavailableError, SourceReadError, WhisperdError
-from daemon.jobs import outcome, pipeline
+from daemon.errors import (
+    FolderNotWritableError,
+    OutboxUnavailableError,
+    SourceReadError,
+    WhisperdError,
+)
+from daemon.jobs import library, outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
-from daemon.outputs import discard, mirror_dir
+from daemon.outputs import discard, output_dir
 from daemon.queue import Job, JobStore
 from daemon.version import VersionPolicy
 
@@ -78,8 +88,10 @@ class Worker:
         *,
         version: VersionPolicy,
         clock: Callable[[], float] = time.time,
+        on_written: Callable[[Path], None] = lambda source: None,
     ) -> None:
         self.name = name
+        self._on_written = on_written
         self.device = device
         self.ledger = ledger
         self._rules = rules
@@ -162,6 +174,7 @@ class Worker:
             loaded_models=loaded,
             now=self._clock(),
             affinity_seconds=rules.cfg.jobs.model_affinity,
+            order=rules.cfg.jobs.order,
         )
         if job is None:
             return False
@@ -192,7 +205,7 @@ class Worker:
         cfg = rules.cfg
         source = cfg.inbox / job.path
         try:
-            if not self._source_current(cfg, job, source):
+            if not self._source_current(rules, job, source):
                 return
             self._run(rules, job, source)
         except Cancelled:
@@ -201,26 +214,36 @@ class Worker:
             if err.environment:
                 self._pause(job, err)
             else:
-                self._fail(cfg, job, str(err), transient=err.transient)
+                self._fail(rules, job, str(err), transient=err.transient)
         except Exception as err:  # a bug: keep the service alive, count an attempt
             log.exception("job_crashed", error=f"{type(err).__name__}: {err}")
-            self._fail(cfg, job, f"internal error: {type(err).__name__}: {err}", transient=False)
+            self._fail(rules, job, f"internal error: {type(err).__name__}: {err}",
+                       transient=False)  # fmt: skip
 
     def _run(self, rules: Resolver, job: Job, source: Path) -> None:
         cfg = rules.cfg
-        if not cfg.outbox.is_dir():
+        if cfg.uses_outbox() and not cfg.outbox.is_dir():
             raise OutboxUnavailableError(
                 f"the outbox {cfg.outbox} is missing", hint="check that its share is mounted"
             )
         settings = rules.resolve(PurePosixPath(job.path).parent).settings
+        if settings.skip_if_subtitles and self._skip(cfg, job, source, settings):
+            return
         done = pipeline.transcribe(
             source, settings=settings, engine=self._engine(settings.engine), limits=cfg.jobs,
             progress=self._progress_reporter(job), cancel=self._cancel, on_step=self._beat,
         )  # fmt: skip
         self._beat("writing")
-        staged = pipeline.stage(source, done, source_label=job.path, settings=settings,
-                                out_dir=mirror_dir(cfg.inbox, cfg.outbox, source),
-                                is_media=name_matcher(cfg.watch.include))  # fmt: skip
+        try:
+            staged = pipeline.stage(source, done, source_label=job.path, settings=settings,
+                                    out_dir=output_dir(cfg, settings, source),
+                                    is_media=name_matcher(cfg.watch.include))  # fmt: skip
+        except OutboxUnavailableError as err:
+            if settings.outputs_beside_source and err.permission:  # not the whole library's
+                raise FolderNotWritableError(
+                    err.message, hint="let the whisperd user write to this video's folder"
+                ) from err
+            raise
         record = {
             "audio_seconds": done.audio.duration,
             "processing_seconds": time.monotonic() - done.started,
@@ -228,25 +251,37 @@ class Worker:
         }
         try:
             outcome.commit(self.ledger, cfg, job, staged, record=record, version=self._version,
-                           stop=self._stop_claiming, now=self._clock)  # fmt: skip
+                           stop=self._stop_claiming, now=self._clock,
+                           settings=settings)  # fmt: skip
         except BaseException:
             discard(staged)  # what was not renamed into place (a crash leaves them to finish)
             raise
         self._pauses = 0  # a job went through: the environment is fine again
         self._activity = replace(self._activity, paused=None, paused_until=0.0)
+        if settings.outputs_beside_source:
+            self._on_written(source)
+
+    def _skip(self, cfg: Config, job: Job, source: Path, settings: JobSettings) -> bool:
+        """Skip the job if the video has subtitles by now; whether it was skipped."""
+        ours = library.our_outputs(cfg.outbox, self.ledger.history(job.path))
+        reason = library.subtitled(source, settings, name_matcher(cfg.watch.include), ours=ours)
+        if reason is None:
+            return False
+        self.ledger.abandon(job.id, state="skipped", reason=reason, now=self._clock())
+        return True
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
             self._engines[name] = create(name, self.cache)
         return self._engines[name]
 
-    def _source_current(self, cfg: Config, job: Job, source: Path) -> bool:
+    def _source_current(self, rules: Resolver, job: Job, source: Path) -> bool:
         """The queued version is still the file on disk (else: gone or superseded)."""
         try:
             state = check_version(source, job.fingerprint, self._version)
         except OSError as err:
             error = SourceReadError(f"{job.path}: cannot read the file ({err.strerror})")
-            self._fail(cfg, job, str(error), transient=True)
+            self._fail(rules, job, str(error), transient=True)
             return False
         if state is SourceState.GONE:
             self.ledger.abandon(job.id, state="gone", reason="the file disappeared",
@@ -269,9 +304,10 @@ class Worker:
 
         return report
 
-    def _fail(self, cfg: Config, job: Job, error: str, *, transient: bool) -> None:
-        outcome.failed(self.ledger, cfg, job, error, transient=transient,
-                       stop=self._stop_claiming, now=self._clock)  # fmt: skip
+    def _fail(self, rules: Resolver, job: Job, error: str, *, transient: bool) -> None:
+        outcome.failed(self.ledger, rules.cfg, job, error, transient=transient,
+                       stop=self._stop_claiming, now=self._clock,
+                       settings=rules.settings_for_file(job.path))  # fmt: skip
 
     def _requeue(self, job: Job, reason: str) -> None:
         outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,

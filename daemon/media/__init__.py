@@ -2,8 +2,10 @@
 
 Owns everything that reads the bytes of a source: :mod:`.probe` (headers, streams, declared
 durations, how opening fails), :mod:`.decode` (PyAV to 16 kHz mono float32, truncation
-and damage checks) and :mod:`.completeness` (is a container whole, from its own structure,
-with bounded reads: used by intake before a file is queued).
+and damage checks, where the track sits on the playback clock), :mod:`.streams` (audio
+tracks and subtitle streams with their languages, the track to transcribe) and
+:mod:`.completeness` (is a container whole, from its own structure, with bounded reads:
+used by intake before a file is queued).
 
 May import: :mod:`daemon.errors` (and :mod:`daemon.config`); nothing else of whisperd.
 """

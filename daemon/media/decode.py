@@ -17,6 +17,15 @@ Damaged packets: like the ``ffmpeg`` CLI, a packet the decoder rejects is skippe
 counted (logged as a warning); more than ``MAX_BAD_PACKET_RATIO`` (5 %) of the stream's
 packets rejected, or all of them, is :class:`CorruptMediaError`.
 
+The playback clock: players show time from the start of the earliest audio or video stream
+(cover art aside), FFmpeg's container start. A track that starts later (a non-zero start,
+an MP4 edit list, which the demuxer applies, a Matroska track whose first block comes
+later) has its first sample ``Audio.offset`` seconds after that zero: measured from the
+first decoded frame, so codec priming that the decoder plays is counted where the player
+plays it. Cue times computed from the samples must be moved by it (the pipeline does).
+Holes in a track's timestamps (longer than ``GAP_TOLERANCE``, up to ``GAP_MAX``) are filled
+with the silence a player plays there, so cues after a hole stay on time.
+
 Thread safety: every call opens its own container and resampler; nothing is shared, so
 decoding on a background thread while another thread transcribes is safe. Memory: decoded
 chunks are collected in a list and concatenated once (peak ≈ 2 × the 64 kB/s output).
@@ -52,6 +61,8 @@ TRUNCATED_RATIO = 0.9
 TRUNCATED_MIN_MISSING_S = 1.0
 MAX_BAD_PACKET_RATIO = 0.05
 TICK_EVERY = 500  # packets between two calls of decode's tick (about 10 s of most codecs)
+GAP_TOLERANCE = 0.1  # seconds: smaller timestamp jitter is no hole
+GAP_MAX = 600.0  # seconds: a longer jump is a broken timestamp, not silence to insert
 
 # swresample normalises a downmix (stereo → mono = (L + R) / 2) only for integer output; for
 # float it keeps 0.707 · (L + R), 3 dB louder than whisper's `ffmpeg -ac 1 -f s16le` and
@@ -69,6 +80,10 @@ class Audio:
     source_rate: int
     source_channels: int
     stream_index: int  # index of the decoded stream among all the container's streams
+    offset: float = 0.0  # seconds from playback 0:00 to the first sample (see the docstring)
+    gap_seconds: float = 0.0  # silence inserted for holes in the timestamps
+    language: str | None = None  # the stream's language tag, as stored
+    title: str | None = None  # the stream's title tag
 
 
 def decode(
@@ -90,12 +105,20 @@ def decode(
         require_audio(info)
         chosen = choose(info, stream)
         av_stream = container.streams[chosen.index]
-        samples, packets, bad, last_error = _decode_stream(container, av_stream, tick)
+        clock = _Clock()
+        samples, packets, bad, last_error = _decode_stream(container, av_stream, tick, clock)
         declared = declared_seconds(name, container, av_stream)
+        zero = playback_zero(container, clock.first)
     duration = len(samples) / SAMPLE_RATE
-    _check_result(name, duration, declared, packets, bad, last_error)
+    # A declared duration counts from the container's 0 (Matroska's DURATION tag of a track
+    # that starts 2 s in says 2 s more than its samples): compare where the audio ends.
+    ends = duration + max(0.0, clock.first or 0.0) if duration else 0.0
+    _check_result(name, ends, declared, packets, bad, last_error)
     if bad:
         log.warning("audio.damaged_packets", path=name, bad=bad, packets=packets, error=last_error)
+    if clock.gaps:
+        log.info("audio.gaps_filled", path=name, gaps=clock.gaps,
+                 seconds=round(clock.gap_seconds, 3))  # fmt: skip
     log.debug(
         "audio.decoded",
         path=name,
@@ -111,7 +134,50 @@ def decode(
         source_rate=chosen.sample_rate,
         source_channels=chosen.channels,
         stream_index=chosen.index,
+        offset=max(0.0, clock.first - zero) if clock.first is not None else 0.0,
+        gap_seconds=clock.gap_seconds,
+        language=chosen.language,
+        title=chosen.title,
     )
+
+
+class _Clock:
+    """Where the decoded frames sit in container time: the first one, and holes between."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None  # container time of the first decoded sample
+        self.expected: float | None = None  # right after the last decoded frame
+        self.gaps = 0
+        self.gap_seconds = 0.0
+
+    def hole(self, frame: av.AudioFrame) -> float:
+        """Seconds of silence a player plays before ``frame`` (0 when none)."""
+        if frame.pts is None or frame.time_base is None:
+            return 0.0
+        start = float(frame.pts * frame.time_base)
+        if self.first is None:
+            self.first = start
+        hole = start - self.expected if self.expected is not None else 0.0
+        self.expected = start + frame.samples / frame.sample_rate
+        if GAP_TOLERANCE < hole <= GAP_MAX:
+            self.gaps += 1
+            self.gap_seconds += hole
+            return hole
+        return 0.0
+
+
+def playback_zero(container: av.container.InputContainer, first: float | None) -> float:
+    """Container time shown as 0:00: the earliest start of the audio and real video streams."""
+    pictures = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+    starts = [
+        float(s.start_time * s.time_base)
+        for s in container.streams
+        if s.start_time is not None and s.time_base is not None
+        and (s.type == "audio" or (s.type == "video" and not s.disposition & pictures))
+    ]  # fmt: skip
+    if first is not None:
+        starts.append(first)
+    return min(starts) if starts else 0.0
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -121,8 +187,10 @@ def _decode_stream(
     container: av.container.InputContainer,
     stream: av.audio.stream.AudioStream,
     tick: Callable[[], None] | None = None,
+    clock: _Clock | None = None,
 ) -> tuple[np.ndarray, int, int, str | None]:
     """Samples of one stream at 16 kHz mono, packets seen, packets rejected, last error."""
+    clock = clock or _Clock()
     chunks: list[np.ndarray] = []
     resampler: av.AudioResampler | None = None
     source: tuple[str, str, int] | None = None
@@ -142,6 +210,9 @@ def _decode_stream(
             last_error = ffmpeg_message(err)
             continue
         for frame in frames:
+            hole = clock.hole(frame)
+            if hole:
+                chunks.append(np.zeros(round(hole * SAMPLE_RATE), dtype=np.float32))
             # A stream may change rate or layout midway; swresample needs a new setup then.
             key = (frame.format.name, frame.layout.name, frame.sample_rate)
             if key != source:

@@ -80,6 +80,7 @@ class AudioStreamInfo:
     language: str | None  # the container's language tag; None when absent or "und"
     default: bool  # carries the container's default disposition
     duration: float | None  # seconds, when the container states it
+    title: str | None = None  # the stream's title tag
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def stream_info(s: av.audio.stream.AudioStream) -> AudioStreamInfo:
         language=None if language == "und" else language,
         default=bool(s.disposition & av.stream.Disposition.default),
         duration=stream_seconds(s),
+        title=(s.metadata.get("title") or "").strip() or None,
     )
 
 

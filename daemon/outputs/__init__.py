@@ -1,9 +1,10 @@
 """Outputs: naming, rendering and atomically writing a transcript's files.
 
-Owns everything written into the outbox: :mod:`.naming` (mirrored folders, the one stem
-function, collision-safe and length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json),
-:mod:`.atomic` (temp file, fsync, rename; leftover cleanup) and :mod:`.error_file` (the
-``.error.txt`` of a failed file).
+Owns everything written into the outbox, or beside the source (``outputs_beside_source``):
+:mod:`.naming` (mirrored folders or the source's, the one stem function, collision-safe and
+length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json), :mod:`.atomic` (temp file,
+fsync, rename; leftover cleanup), :mod:`.error_file` (the ``.error.txt`` of a failed file)
+and :mod:`.sidecars` (the subtitle files that already lie beside a video).
 
 May import: :mod:`daemon.config`, :mod:`daemon.transcript`, :mod:`daemon.errors`,
 :mod:`daemon.whisper_parts`. The bottom of the data path: it imports no other stage.
@@ -25,7 +26,10 @@ from daemon.outputs.naming import (
     NAME_MAX,
     colliding_stem,
     fit_stem,
+    from_ledger,
+    ledger_name,
     mirror_dir,
+    output_dir,
     output_paths,
     plan_outputs,
     source_stem,
@@ -44,8 +48,11 @@ __all__ = [
     "error_file",
     "finish",
     "fit_stem",
+    "from_ledger",
     "is_temp_file",
+    "ledger_name",
     "mirror_dir",
+    "output_dir",
     "output_paths",
     "plan_outputs",
     "publish",

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import structlog
 
+from daemon.config.tables import TEMP_SUFFIX
 from daemon.errors import OutboxUnavailableError, OutputWriteError
 
 log = structlog.get_logger(__name__)
 
-TEMP_SUFFIX = ".whisperd-tmp"
 _TEMP_TOKEN_HEX = 8  # random hex digits in a temp name
 #: '.' + name + '.' + token + TEMP_SUFFIX: bytes a temp name adds to the final name.
 TEMP_OVERHEAD = 1 + 1 + _TEMP_TOKEN_HEX + len(TEMP_SUFFIX)
@@ -37,7 +37,7 @@ def _temp_name(final_name: str) -> str:
 
 
 def is_temp_file(name: str) -> bool:
-    """True for whisperd's temp files (the watcher ignores them)."""
+    """True for whisperd's temp files (the watcher never takes them: config.own_file)."""
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
@@ -52,10 +52,12 @@ def write_error(path: Path, err: OSError) -> OutputWriteError:
             f"cannot write {path}: disk full", hint="free space in the outbox; retried then"
         )
     if code in (errno.EACCES, errno.EPERM):
-        return OutboxUnavailableError(
+        error = OutboxUnavailableError(
             f"cannot write {path}: permission denied",
             hint="let the whisperd user write to the outbox folder",
         )
+        error.permission = True
+        return error
     if code == errno.EROFS:
         return OutboxUnavailableError(
             f"cannot write {path}: read-only file system", hint="mount the outbox read-write"

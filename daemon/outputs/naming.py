@@ -1,6 +1,9 @@
 """Where a source's outputs go and what they are called; nothing here writes.
 
 :func:`mirror_dir` maps a source's folder in the inbox to the same folder in the outbox;
+:func:`output_dir` is where a job's outputs go: there, or the source's own folder
+(``outputs_beside_source``); :func:`ledger_name` / :func:`from_ledger` are how the ledger
+records an output (outbox-relative, absolute when beside the source);
 :func:`source_stem` is the one stem function: a source's stem, or its full name when a
 sibling media file would otherwise share its outputs (``a.mp3`` beside ``a.wav`` give
 ``a.mp3.srt`` and ``a.wav.srt``); :func:`output_paths` turns a rendered stem into one path
@@ -21,7 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from daemon.config import FORMATS, JobSettings, NameMatcher
+from daemon.config import FORMATS, Config, JobSettings, NameMatcher
 from daemon.errors import OutputPathError
 from daemon.outputs.atomic import TEMP_OVERHEAD
 
@@ -134,6 +137,31 @@ def mirror_dir(inbox: Path, outbox: Path, source: Path) -> Path:
             hint="remove the symlink from the outbox or point it inside the outbox",
         )
     return target
+
+
+def output_dir(cfg: Config, settings: JobSettings, source: Path) -> Path:
+    """The folder of ``source``'s outputs: the mirrored outbox folder, or with
+    ``outputs_beside_source`` the source's own folder (which must be inside the inbox)."""
+    if not settings.outputs_beside_source:
+        return mirror_dir(cfg.inbox, cfg.outbox, source)
+    rel = _relative_inside(source, cfg.inbox)
+    if rel is None or rel == Path("."):
+        raise OutputPathError(
+            f"{source} is not inside the inbox {cfg.inbox}",
+            hint="only files under a watched folder are transcribed",
+        )
+    return Path(os.path.normpath(os.path.abspath(source))).parent
+
+
+def ledger_name(outbox: Path, path: Path) -> str:
+    """How the ledger records an output: relative to the outbox, absolute outside it."""
+    rel = _relative_inside(path, outbox)
+    return os.fsdecode(rel if rel is not None else os.path.abspath(path))
+
+
+def from_ledger(outbox: Path, name: str) -> Path:
+    """The path of an output recorded by :func:`ledger_name`."""
+    return Path(outbox) / name  # an absolute name stays itself
 
 
 def _stem_key(name: str) -> str:

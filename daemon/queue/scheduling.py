@@ -1,10 +1,12 @@
 """Which queued job runs next.
 
 Among eligible jobs (queued, ``not_before <= now``, no running row for the same path) the
-oldest ``(enqueued_at, id)`` wins, except that a job whose model is already loaded on the
-claiming worker is preferred when it was enqueued at most ``affinity_seconds`` after that
-oldest job: switching models per file is avoided, and no job waits on this rule longer than
-the window.
+first in ``jobs.order`` wins: ``oldest``, the first queued ``(enqueued_at, id)``; ``newest``,
+the file modified last ``(mtime_ns, id)`` descending, so that in a media library new
+episodes go before the back catalogue found by the same scan. Except that a job whose
+model is already loaded on the claiming worker is preferred when it was enqueued at most
+``affinity_seconds`` after that first job: switching models per file is avoided, and no
+job waits on this rule longer than the window.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ _ELIGIBLE = (
 )
 
 
+_ORDER = {"oldest": "enqueued_at, id", "newest": "mtime_ns DESC, id DESC"}
+
+
 def next_job(
     conn: sqlite3.Connection,
     now: float,
     loaded_models: Collection[str],
     affinity_seconds: float,
+    order: str = "oldest",
 ) -> int | None:
     """The id of the job to claim next, or None when none is ready (inside a transaction)."""
-    oldest = conn.execute(_ELIGIBLE + " ORDER BY enqueued_at, id LIMIT 1", (now,)).fetchone()
+    by = _ORDER[order]
+    oldest = conn.execute(_ELIGIBLE + f" ORDER BY {by} LIMIT 1", (now,)).fetchone()
     if oldest is None:
         return None
     models = sorted(set(loaded_models))
@@ -34,7 +41,7 @@ def next_job(
         return int(oldest["id"])
     preferred = conn.execute(
         _ELIGIBLE + f" AND model IN ({', '.join('?' * len(models))}) "
-        "AND enqueued_at <= ? ORDER BY enqueued_at, id LIMIT 1",
+        f"AND enqueued_at <= ? ORDER BY {by} LIMIT 1",
         (now, *models, oldest["enqueued_at"] + affinity_seconds),
     ).fetchone()
     return int((preferred or oldest)["id"])

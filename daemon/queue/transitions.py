@@ -124,11 +124,12 @@ class Transitions:
         loaded_models: Collection[str] = (),
         now: float | None = None,
         affinity_seconds: float = 0.0,
+        order: str = "oldest",
     ) -> Job | None:
         """Take the next job (see the module's scheduling rule), or None when none is ready."""
         now = _now(now)
         with self._write("claim") as conn:
-            chosen = next_job(conn, now, loaded_models, affinity_seconds)
+            chosen = next_job(conn, now, loaded_models, affinity_seconds, order)
             if chosen is None:
                 return None
             conn.execute(
@@ -241,9 +242,10 @@ class Transitions:
         log.info("job_requeued", job=job_id, reason=reason)
 
     def abandon(self, job_id: int, *, state: str, reason: str, now: float | None = None) -> None:
-        """A running job whose source vanished ('gone') or changed ('superseded') before it ran."""
-        if state not in ("gone", "superseded"):
-            raise ValueError(f"abandon: state must be gone or superseded, not {state!r}")
+        """A running job whose source vanished ('gone') or changed ('superseded') before it
+        ran, or that needs no transcript ('skipped': the video has subtitles already)."""
+        if state not in ("gone", "superseded", "skipped"):
+            raise ValueError(f"abandon: state must be gone, superseded or skipped, not {state!r}")
         now = _now(now)
         with self._write("abandon") as conn:
             self._running(conn, job_id, "abandon")
@@ -257,7 +259,9 @@ class Transitions:
     # --- the operator's and the service's housekeeping ---
 
     def retry(self, paths: Sequence[str] | None = None, *, now: float | None = None) -> int:
-        """Failed versions (all, or of these paths / below these folders) → queued afresh."""
+        """Failed versions (all, or of these paths / below these folders) → queued afresh;
+        skipped ones too when paths are named (they are looked at again when their job
+        starts: still subtitled, they are skipped again)."""
         now = _now(now)
         if paths is None:
             where, params = "1", []
@@ -269,8 +273,8 @@ class Transitions:
             count = conn.execute(
                 "UPDATE jobs SET state = 'queued', attempts = 0, not_before = ?, "
                 "updated_at = ?, finished_at = NULL, worker = NULL "
-                f"WHERE state = 'failed' AND ({where})",
-                (now, now, *params),
+                f"WHERE (state = 'failed' OR (state = 'skipped' AND ?)) AND ({where})",
+                (now, now, paths is not None, *params),
             ).rowcount
         log.info("jobs_retried", count=count)
         return count

@@ -5,8 +5,8 @@ Owns the long-running process: :mod:`.core` (lock, signals, the main loop, stop,
 recovery), :mod:`.bridge` (what a file found by intake becomes in the ledger) and
 :mod:`.health` (STATUS=, the status record ``whisperd status`` reads, the watchdog).
 
-May import: intake, queue, jobs, engines, models, outputs and the leaves (config, errors,
-version, systemd, lock, log).
+May import: intake, queue, jobs, engines, models, outputs, mediaserver (started here, told
+by the workers) and the leaves (config, errors, version, systemd, lock, log).
 """
 
 from daemon.service.core import Service, run

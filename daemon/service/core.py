@@ -14,6 +14,11 @@ Signals (decided once, here; handlers only count them, the main loop acts):
   one stays. Folder rules, job defaults, watch and log settings apply at once; a change of
   state_dir, model_dir, workers or models needs a restart (logged).
 
+Media server: with ``media_server.kind`` set, a :class:`~daemon.mediaserver.Refresher` is
+started before the workers (a missing token stops the start with a configuration error),
+told by the workers of every video whose subtitles were written beside it, and closed
+after them (one last bounded attempt for what is pending).
+
 Health: WATCHDOG=1 is sent only while the watcher is healthy (inbox present, observer alive,
 scans recent) and every worker thread is alive and either idle or showing a sign of life
 within ``jobs.stall_timeout``; long scans keep it fed as they go.
@@ -34,6 +39,8 @@ from daemon.errors import ConfigError, WhisperdError
 from daemon.intake import Watcher, facts
 from daemon.jobs.worker import Worker
 from daemon.lock import StateLock
+from daemon.mediaserver import Refresher
+from daemon.mediaserver import start as start_refresher
 from daemon.queue import JobStore, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
@@ -49,7 +56,7 @@ INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their
 ACTIONS_EVERY = 30.0  # seconds between looks for postponed on_success actions
 JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
 STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
-RESTART_ONLY = ("state_dir", "model_dir", "workers", "models")  # not applied by a reload
+RESTART_ONLY = ("state_dir", "model_dir", "workers", "models", "media_server")  # not reloaded
 
 
 class Service:
@@ -57,7 +64,9 @@ class Service:
 
     def __init__(self, cfg: Config, env: dict[str, str] | None = None) -> None:
         self.rules = Resolver(cfg)
-        self.notifier = Notifier(env if env is not None else dict(os.environ))
+        self.env = env if env is not None else dict(os.environ)
+        self.notifier = Notifier(self.env)
+        self.refresher: Refresher | None = None
         self.lock = StateLock(cfg.state_dir)
         self.ledger: JobStore | None = None
         self.watcher: Watcher | None = None
@@ -102,6 +111,7 @@ class Service:
         """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
         cfg = self.cfg
         self.lock.acquire()
+        self.refresher = start_refresher(cfg.media_server, self.env)  # no token: stop here
         state_fs = facts(cfg.state_dir)
         if state_fs.network:
             log.warning(
@@ -112,9 +122,10 @@ class Service:
         self.ledger = ledger = open_ledger(cfg.state_dir)
         startup.make_folders(ledger, cfg)
         self.version = startup.run(ledger, cfg)
+        written = self.refresher.submit if self.refresher else (lambda source: None)
         for index, spec in enumerate(cfg.workers):
-            worker = Worker(f"{index}:{spec.device}", spec.device, ledger,
-                            lambda: self.rules, version=self.version)  # fmt: skip
+            worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
+                            version=self.version, on_written=written)  # fmt: skip
             self.workers.append(worker)
             worker.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
@@ -203,7 +214,8 @@ class Service:
                 log.error("worker thread died; stopping so that the supervisor restarts us",
                           workers=dead)  # fmt: skip
                 return 1
-            time.sleep(tick)
+            busy = self.bridge is not None and self.bridge.checking  # a library being checked
+            time.sleep(0.01 if busy else tick)
         return 130 if self.interrupted else 0
 
     def healthy(self) -> bool:
@@ -214,7 +226,12 @@ class Service:
 
     def _health(self) -> health.Health:
         depth = self.ledger.queue_depth(time.time()) if self.ledger else 0
-        return health.observe(depth, self.workers, self.watcher)
+        server = None
+        if self.refresher is not None:
+            server = {**self.refresher.counters, "pending": self.refresher.pending_count}
+        checking = self.bridge.checking if self.bridge is not None else 0
+        return health.observe(depth, self.workers, self.watcher, checking=checking,
+                              media_server=server)  # fmt: skip
 
     def _publish_status(self, now: float) -> None:
         """STATUS= and the status record: at once when something changed, else now and then."""
@@ -258,7 +275,10 @@ class Service:
         self._wait_workers(STOP_GRACE)
         # 4. a job in a step that cannot be cancelled: the service requeues it itself
         self._requeue_stuck()
-        # 5. close the ledger and release the lock
+        # 5. the media server: one last, bounded attempt for the rescans still pending
+        if self.refresher is not None:
+            self.refresher.close()
+        # 6. close the ledger and release the lock
         if self.ledger is not None:
             self.ledger.close()
         self.lock.release()

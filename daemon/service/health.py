@@ -4,7 +4,8 @@ reads, and whether systemd's watchdog should be fed.
 The record (``service_status`` in the ledger's key-value table, JSON, rewritten when it
 changes and at least every minute) says why files wait: a worker paused by an environment
 error and until when, the inbox missing, files open for writing or still settling or
-waiting for their ready marker, entries refused (a symlink leading out of the inbox).
+waiting for their ready marker or to be checked for subtitles, entries refused (a symlink
+leading out of the inbox); and how the media server's rescans went (counters).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Health:
     inbox_missing: bool = False
     waiting: dict[str, int] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    media_server: dict[str, int] | None = None  # the refresher's counters and pending folders
 
     def line(self) -> str:
         """The STATUS= line: queue, what runs, and why anything waits."""
@@ -42,6 +44,8 @@ class Health:
             parts.append("INBOX MISSING")
         if self.waiting:
             parts.append("waiting: " + ", ".join(f"{n} {why}" for why, n in self.waiting.items()))
+        if self.media_server and self.media_server.get("dropped"):
+            parts.append(f"media server: {self.media_server['dropped']} rescans failed")
         return "; ".join(parts)
 
     def record(self, pid: int) -> str:
@@ -49,14 +53,22 @@ class Health:
         return json.dumps({
             "pid": pid, "at": time.time(), "queue": self.queue, "running": self.running,
             "paused": self.paused, "inbox_missing": self.inbox_missing,
-            "waiting": self.waiting, "refused": self.refused,
+            "waiting": self.waiting, "refused": self.refused, "media_server": self.media_server,
         }, ensure_ascii=True)  # fmt: skip
 
 
-def observe(queue: int, workers: list[Worker], watcher: Watcher | None) -> Health:
-    """Collect the health of the workers and the watcher."""
+def observe(
+    queue: int,
+    workers: list[Worker],
+    watcher: Watcher | None,
+    *,
+    checking: int = 0,
+    media_server: dict[str, int] | None = None,
+) -> Health:
+    """Collect the health of the workers and the watcher; ``checking``: files waiting to be
+    checked for subtitles; ``media_server``: the refresher's counters."""
     now = time.monotonic()
-    health = Health(queue=queue)
+    health = Health(queue=queue, media_server=media_server)
     for worker in workers:
         activity = worker.snapshot()
         if activity.job is not None:
@@ -71,6 +83,8 @@ def observe(queue: int, workers: list[Worker], watcher: Watcher | None) -> Healt
         health.inbox_missing = bool(stats["inbox_missing"])
         health.waiting = watcher.waiting()
         health.refused = [display(entry) for entry in watcher.refused()]
+    if checking:
+        health.waiting["checking for subtitles"] = checking
     return health
 
 

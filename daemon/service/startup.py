@@ -12,7 +12,8 @@ In this order, each step safe to repeat:
    same version of the file only).
 4. **Jobs that were running** go back to the queue; those interrupted ``jobs.crash_limit``
    times fail with an ``.error.txt`` (a file that takes the service down every time).
-5. **Leftover temp files** of the outbox are removed (after step 2, which may need them).
+5. **Leftover temp files** of the outbox are removed (after step 2, which may need them),
+   and those of the inbox where outputs are written beside the sources.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import structlog
 
-from daemon.config import Config
+from daemon.config import Config, Resolver
 from daemon.errors import OutputWriteError
 from daemon.intake import facts
 from daemon.jobs.outcome import after_success
-from daemon.outputs import Staged, cleanup_temp_files, finish, write_error_file
+from daemon.outputs import Staged, cleanup_temp_files, finish, ledger_name, write_error_file
 from daemon.queue import JobStore
 from daemon.version import VersionPolicy
 
@@ -43,13 +44,14 @@ def make_folders(ledger: JobStore, cfg: Config) -> None:
     put files on the local disk under the mount point. Then the watcher waits for the inbox
     and the workers pause until the outbox is back (both shown by ``whisperd status``).
     """
+    folders = (cfg.inbox, cfg.outbox) if cfg.uses_outbox() else (cfg.inbox,)
     if any(ledger.counts().values()):
-        for folder in (cfg.inbox, cfg.outbox):
+        for folder in folders:
             if not folder.is_dir():
                 log.warning("folder missing; not creating it (an unmounted share?)",
                             folder=str(folder))  # fmt: skip
         return
-    for folder in (cfg.inbox, cfg.outbox):
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -90,7 +92,7 @@ def finish_commits(ledger: JobStore, cfg: Config, version: VersionPolicy) -> int
         action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
         done = ledger.complete(
             job.id,
-            outputs=[s.path.relative_to(cfg.outbox).as_posix() for s in staged],
+            outputs=[ledger_name(cfg.outbox, s.path) for s in staged],
             audio_seconds=record["audio_seconds"],
             processing_seconds=record["processing_seconds"],
             language=record["language"],
@@ -116,11 +118,13 @@ def finish_source_actions(ledger: JobStore, cfg: Config, version: VersionPolicy)
 def recover(ledger: JobStore, cfg: Config) -> None:
     """Running jobs back to the queue; over the crash limit: failed, with .error.txt."""
     recovery = ledger.recover(crash_limit=cfg.jobs.crash_limit)
+    rules = Resolver(cfg)
     for job in recovery.failed:
         log.error("job_failed_after_crashes", path=job.path, crashes=job.crashes,
                   error=job.last_error)  # fmt: skip
         write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
-                         attempts=job.attempts)  # fmt: skip
+                         attempts=job.attempts,
+                         settings=rules.settings_for_file(job.path))  # fmt: skip
 
 
 def run(ledger: JobStore, cfg: Config) -> VersionPolicy:
@@ -129,7 +133,9 @@ def run(ledger: JobStore, cfg: Config) -> VersionPolicy:
     finish_commits(ledger, cfg, version)
     finish_source_actions(ledger, cfg, version)
     recover(ledger, cfg)
-    removed = cleanup_temp_files(cfg.outbox)
-    if removed:
-        log.info("temporary files removed", count=removed, outbox=str(cfg.outbox))
+    used = ((cfg.outbox, cfg.uses_outbox()), (cfg.inbox, cfg.beside_anywhere()))
+    for folder in [folder for folder, written in used if written]:
+        removed = cleanup_temp_files(folder)
+        if removed:
+            log.info("temporary files removed", count=removed, folder=str(folder))
     return version
