@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from daemon.config.operate import MetricsSettings, NotifyTarget
 from daemon.config.tables import FORMATS, IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
     ComputeTypeName,
@@ -274,6 +275,11 @@ class JobsSettings(_Settings):
         description="Seconds a running job may show no sign of life before the service "
         "stops feeding systemd's watchdog (which then restarts it).",
     )
+    history_days: OptionalPositive = Field(
+        90.0,
+        description="Days the ledger keeps done and failed rows of files no longer in the "
+        "inbox (pruned daily; the file is vacuumed when worthwhile); null: forever.",
+    )
 
 
 class WorkerSettings(_Settings):
@@ -287,6 +293,11 @@ class ModelsSettings(_Settings):
 
     cache_size: Count = Field(
         1, description="Models each worker keeps loaded (least recently used goes)."
+    )
+    unload_after: OptionalPositive = Field(
+        600.0,
+        description="Seconds a worker may stay idle before its models are unloaded (memory "
+        "and GPU memory released; the next job loads again); null: keep them loaded.",
     )
 
 
@@ -337,3 +348,11 @@ class Config(_Settings):
     )
     models: ModelsSettings = Field(default_factory=ModelsSettings, description="Model cache.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+    metrics: MetricsSettings | None = Field(
+        default_factory=MetricsSettings,
+        description="HTTP listener for Prometheus metrics, /api/status and the status page; "
+        "null: off.",
+    )
+    notify: tuple[NotifyTarget, ...] = Field(
+        (), description="Notification targets (webhook or apprise), each with the events it wants."
+    )
