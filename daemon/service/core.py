@@ -39,6 +39,7 @@ from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
 from daemon.systemd import Notifier
 from daemon.version import VersionPolicy
+from daemon.web import STATUS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -223,7 +224,7 @@ class Service:
         self.notifier.status(current.line())
         if self.ledger is not None and (changed or now - self._last["record"] >= RECORD_EVERY):
             try:
-                self.ledger.set_meta(health.STATUS_KEY, current.record(os.getpid()))
+                self.ledger.set_meta(STATUS_KEY, current.record(os.getpid()))
                 self._recorded, self._last["record"] = current, now
             except WhisperdError as err:
                 log.error("status record failed", error=str(err))

@@ -18,8 +18,6 @@ from daemon.intake import Watcher
 from daemon.jobs.worker import Worker
 from daemon.text import display
 
-STATUS_KEY = "service_status"
-
 
 @dataclass
 class Health:
