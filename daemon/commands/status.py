@@ -71,3 +71,5 @@ def _print_service_status(status: dict[str, Any]) -> None:
         print("waiting:   " + ", ".join(f"{n} {why}" for why, n in waiting.items()))
     for entry in status.get("refused") or []:
         print(f"refused:   {display(entry)}")
+    if status.get("status_page"):
+        print(f"page:      {status['status_page']}  (metrics at {status['status_page']}metrics)")

@@ -22,9 +22,14 @@ Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`; what i
 
 The service sees a worker only through :meth:`Worker.snapshot` (one consistent value),
 :meth:`Worker.alive`, :meth:`Worker.wake`, :meth:`Worker.request_stop`,
-:meth:`Worker.cancel_job` and :meth:`Worker.join`. The heartbeat in the snapshot moves on
-every step of a job (checking, decoding, transcribing, writing), every few hundred packets
-decoded, and every window the engine transcribes.
+:meth:`Worker.cancel_job` and :meth:`Worker.join`, and hears of it through the
+:class:`~daemon.jobs.events.JobEvents` it passes in (a job started or finished and how, a
+model loaded, an error). The heartbeat in the snapshot moves on every step of a job
+(checking, decoding, transcribing, writing), every few hundred packets decoded, and every
+window the engine transcribes.
+
+Idle: after ``models.unload_after`` seconds without a job, the worker unloads its models
+and gives their memory back (GPU memory included); the next job loads them again.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from daemon.config import Config, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
 from daemon.errors import SourceReadError, WhisperdError
 from daemon.jobs import outcome, pipeline
+from daemon.jobs.events import JobEvents, NoEvents, tell
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
 from daemon.outputs import discard, mirror_dir
@@ -77,6 +83,7 @@ class Worker:
         rules: Callable[[], Resolver],
         *,
         version: VersionPolicy,
+        events: JobEvents | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -84,9 +91,14 @@ class Worker:
         self.ledger = ledger
         self._rules = rules
         self._version = version
+        self._events: JobEvents = events or NoEvents()
         self._clock = clock
         cfg = rules().cfg
-        self.cache = ModelCache(cfg.model_dir, cfg.models.cache_size, base_dir=cfg.path.parent)
+        self.cache = ModelCache(
+            cfg.model_dir, cfg.models.cache_size, base_dir=cfg.path.parent,
+            on_load=lambda *loaded: tell(self._events, "model_loaded", *loaded),
+        )  # fmt: skip
+        self._last_job = time.monotonic()  # for models.unload_after
         self._engines: dict[str, Engine] = {}
         self._activity = Activity(heartbeat=time.monotonic())
         self._pauses = 0  # environment errors in a row: the pause doubles with each
@@ -148,10 +160,21 @@ class Worker:
                 worked = False
                 self._stop_claiming.wait(LEDGER_RETRY)
             if not worked:
+                self._unload_if_idle()
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
         for engine in self._engines.values():
             engine.close()
+
+    def _unload_if_idle(self) -> None:
+        """``models.unload_after`` seconds without a job: unload the models, free the memory."""
+        seconds = self._rules().cfg.models.unload_after
+        idle = time.monotonic() - self._last_job
+        if seconds is None or idle < seconds or not self.cache.loaded():
+            return
+        models = self.cache.unload()
+        log.info("models_unloaded", worker=self.name, models=models, idle_seconds=round(idle),
+                 hint="the next job loads them again")  # fmt: skip
 
     def step(self) -> bool:
         """Claim and run one job; False when there was none to run."""
@@ -166,18 +189,22 @@ class Worker:
         if job is None:
             return False
         paused = self._activity
-        self._activity = Activity(job=job, step="starting", heartbeat=time.monotonic(),
+        started = time.monotonic()
+        self._activity = Activity(job=job, step="starting", heartbeat=started,
                                   paused=paused.paused)  # fmt: skip
         structlog.contextvars.bind_contextvars(
             job=job.id, path=job.path, folder=PurePosixPath(job.path).parent.as_posix()
         )
+        tell(self._events, "job_started", self.name, job)
         try:
-            self._process(rules, job)
+            after, how = self._process(rules, job)
         finally:
             structlog.contextvars.unbind_contextvars("job", "path", "folder")
             current = self._activity
             self._activity = Activity(heartbeat=time.monotonic(), paused=current.paused,
                                       paused_until=current.paused_until)  # fmt: skip
+            self._last_job = time.monotonic()
+        tell(self._events, "job_finished", self.name, after, how, time.monotonic() - started)
         return True
 
     def _beat(self, step: str | None = None) -> None:
@@ -187,26 +214,32 @@ class Worker:
 
     # --- one job ---
 
-    def _process(self, rules: Resolver, job: Job) -> None:
-        """One job from claim to recorded outcome; nothing escapes but BaseException."""
+    def _process(self, rules: Resolver, job: Job) -> tuple[Job, str]:
+        """One job from claim to recorded outcome: the job as it is now, and how it ended
+        (see :mod:`daemon.jobs.events`). Nothing escapes but BaseException."""
         cfg = rules.cfg
         source = cfg.inbox / job.path
         try:
-            if not self._source_current(cfg, job, source):
-                return
-            self._run(rules, job, source)
+            ended = self._source_current(cfg, job, source)
+            if ended is not None:
+                return ended
+            return self._run(rules, job, source), "done"
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")
+            return replace(job, state="queued"), "cancelled"
         except WhisperdError as err:
+            tell(self._events, "error", err)
             if err.environment:
                 self._pause(job, err)
-            else:
-                self._fail(cfg, job, str(err), transient=err.transient)
+                return replace(job, state="queued", last_error=str(err)), "paused"
+            return self._fail(cfg, job, str(err), transient=err.transient)
         except Exception as err:  # a bug: keep the service alive, count an attempt
             log.exception("job_crashed", error=f"{type(err).__name__}: {err}")
-            self._fail(cfg, job, f"internal error: {type(err).__name__}: {err}", transient=False)
+            tell(self._events, "error", err)
+            return self._fail(cfg, job, f"internal error: {type(err).__name__}: {err}",
+                              transient=False)  # fmt: skip
 
-    def _run(self, rules: Resolver, job: Job, source: Path) -> None:
+    def _run(self, rules: Resolver, job: Job, source: Path) -> Job:
         cfg = rules.cfg
         settings = rules.resolve(PurePosixPath(job.path).parent).settings
         done = pipeline.transcribe(
@@ -223,35 +256,37 @@ class Worker:
             "language": done.transcript.language,
         }
         try:
-            outcome.commit(self.ledger, cfg, job, staged, record=record, version=self._version,
-                           stop=self._stop_claiming, now=self._clock)  # fmt: skip
+            committed = outcome.commit(self.ledger, cfg, job, staged, record=record,
+                                       version=self._version, stop=self._stop_claiming,
+                                       now=self._clock)  # fmt: skip
         except BaseException:
             discard(staged)  # what was not renamed into place (a crash leaves them to finish)
             raise
         self._pauses = 0  # a job went through: the environment is fine again
         self._activity = replace(self._activity, paused=None, paused_until=0.0)
+        return committed
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
             self._engines[name] = create(name, self.cache)
         return self._engines[name]
 
-    def _source_current(self, cfg: Config, job: Job, source: Path) -> bool:
-        """The queued version is still the file on disk (else: gone or superseded)."""
+    def _source_current(self, cfg: Config, job: Job, source: Path) -> tuple[Job, str] | None:
+        """None when the queued version is still the file on disk; else how the job ended
+        (gone, superseded, or a failed attempt to read it)."""
         try:
             state = check_version(source, job.fingerprint, self._version)
         except OSError as err:
             error = SourceReadError(f"{job.path}: cannot read the file ({err.strerror})")
-            self._fail(cfg, job, str(error), transient=True)
-            return False
-        if state is SourceState.GONE:
-            self.ledger.abandon(job.id, state="gone", reason="the file disappeared",
-                                now=self._clock())  # fmt: skip
-        elif state is SourceState.CHANGED:
-            self.ledger.abandon(job.id, state="superseded",
-                                reason="the file changed after it was queued",
-                                now=self._clock())  # fmt: skip
-        return state is SourceState.CURRENT
+            tell(self._events, "error", error)
+            return self._fail(cfg, job, str(error), transient=True)
+        if state is SourceState.CURRENT:
+            return None
+        gone = state is SourceState.GONE
+        ended = "gone" if gone else "superseded"
+        reason = "the file disappeared" if gone else "the file changed after it was queued"
+        self.ledger.abandon(job.id, state=ended, reason=reason, now=self._clock())
+        return replace(job, state=ended, last_error=reason), ended
 
     def _progress_reporter(self, job: Job) -> Callable[[float], None]:
         last = [0.0]
@@ -265,9 +300,15 @@ class Worker:
 
         return report
 
-    def _fail(self, cfg: Config, job: Job, error: str, *, transient: bool) -> None:
-        outcome.failed(self.ledger, cfg, job, error, transient=transient,
-                       stop=self._stop_claiming, now=self._clock)  # fmt: skip
+    def _fail(self, cfg: Config, job: Job, error: str, *, transient: bool) -> tuple[Job, str]:
+        """Record a failed attempt; the job after it, and ``failed`` or ``retry``."""
+        state = outcome.failed(self.ledger, cfg, job, error, transient=transient,
+                               stop=self._stop_claiming, now=self._clock)  # fmt: skip
+        try:
+            after = self.ledger.get(job.id)
+        except WhisperdError:
+            after = replace(job, state=state, last_error=error)
+        return after, "failed" if state == "failed" else "retry"
 
     def _requeue(self, job: Job, reason: str) -> None:
         outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,

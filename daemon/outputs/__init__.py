@@ -2,8 +2,9 @@
 
 Owns everything written into the outbox: :mod:`.naming` (mirrored folders, the one stem
 function, collision-safe and length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json),
-:mod:`.atomic` (temp file, fsync, rename; leftover cleanup) and :mod:`.error_file` (the
-``.error.txt`` of a failed file).
+:mod:`.atomic` (temp file, fsync, rename; leftover cleanup), :mod:`.error_file` (the
+``.error.txt`` of a failed file) and :mod:`.stored` (a JSON output read back into a
+transcript, for ``whisperd render``).
 
 May import: :mod:`daemon.config`, :mod:`daemon.transcript`, :mod:`daemon.errors`,
 :mod:`daemon.whisper_parts`. The bottom of the data path: it imports no other stage.
@@ -30,6 +31,7 @@ from daemon.outputs.naming import (
     plan_outputs,
     source_stem,
 )
+from daemon.outputs.stored import StoredTranscriptError, missing_words, read_transcript
 from daemon.outputs.writers import render, render_json, stage_outputs, write_outputs
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "NAME_MAX",
     "TEMP_SUFFIX",
     "Staged",
+    "StoredTranscriptError",
     "cleanup_temp_files",
     "colliding_stem",
     "discard",
@@ -46,9 +49,11 @@ __all__ = [
     "fit_stem",
     "is_temp_file",
     "mirror_dir",
+    "missing_words",
     "output_paths",
     "plan_outputs",
     "publish",
+    "read_transcript",
     "render",
     "render_json",
     "source_stem",

@@ -12,7 +12,10 @@ Signals (decided once, here; handlers only count them, the main loop acts):
   ledger and is finished or queued again at the next start (:mod:`.startup`);
 * SIGHUP: reload the configuration; an invalid one is rejected (its errors logged) and the old
   one stays. Folder rules, job defaults, watch and log settings apply at once; a change of
-  state_dir, model_dir, workers or models needs a restart (logged).
+  state_dir, model_dir, workers, models, metrics or notify needs a restart (logged).
+
+Besides intake and the workers, the service runs the HTTP listener (metrics, status page),
+the notifier and the daily housekeeping (:mod:`.observe`, :mod:`.housekeeping`).
 
 Health: WATCHDOG=1 is sent only while the watcher is healthy (inbox present, observer alive,
 scans recent) and every worker thread is alive and either idle or showing a sign of life
@@ -37,6 +40,8 @@ from daemon.lock import StateLock
 from daemon.queue import JobStore, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
+from daemon.service.housekeeping import Housekeeper
+from daemon.service.observe import Observers
 from daemon.systemd import Notifier
 from daemon.version import VersionPolicy
 from daemon.web import STATUS_KEY
@@ -49,7 +54,7 @@ RECORD_EVERY = 60.0  # the status record is rewritten at least this often
 INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their timeout
 JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
 STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
-RESTART_ONLY = ("state_dir", "model_dir", "workers", "models")  # not applied by a reload
+RESTART_ONLY = ("state_dir", "model_dir", "workers", "models", "metrics", "notify")  # not reloaded
 
 
 class Service:
@@ -63,6 +68,8 @@ class Service:
         self.watcher: Watcher | None = None
         self.bridge: IntakeBridge | None = None
         self.workers: list[Worker] = []
+        self.observers: Observers | None = None
+        self.housekeeper: Housekeeper | None = None
         self.version = VersionPolicy()
         self.interrupted = False  # the first stop signal was SIGINT (exit status 130)
         self._stop_requests = 0
@@ -99,7 +106,8 @@ class Service:
     # --- lifecycle ---
 
     def start(self) -> None:
-        """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
+        """Lock, open the ledger, finish what a stop left, start the listener, the notifier,
+        the workers, the watcher and the housekeeping."""
         cfg = self.cfg
         self.lock.acquire()
         for folder in (cfg.inbox, cfg.outbox):
@@ -113,18 +121,28 @@ class Service:
             )  # fmt: skip
         self.ledger = ledger = open_ledger(cfg.state_dir)
         self.version = startup.run(ledger, cfg)
+        self.observers = observers = Observers(cfg, ledger, self.rules,
+                                               network_inbox=facts(cfg.inbox).network)  # fmt: skip
+        observers.start_listener()  # first: a port in use stops the start before any work
+        if observers.notifier is not None:
+            observers.start_notifier(ledger.in_state("queued", limit=-1))
         for index, spec in enumerate(cfg.workers):
-            worker = Worker(f"{index}:{spec.device}", spec.device, ledger,
-                            lambda: self.rules, version=self.version)  # fmt: skip
+            worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
+                            version=self.version, events=observers)  # fmt: skip
             self.workers.append(worker)
+            observers.workers.append(worker)
             worker.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
-                                   on_queued=self._wake_workers)  # fmt: skip
+                                   on_queued=self._wake_workers,
+                                   on_scan=observers.scan_done)  # fmt: skip
         self.watcher = self._new_watcher(cfg)
         self.watcher.start()
         self._step_watcher()  # the start-up reconciliation scan, before READY
+        self.housekeeper = Housekeeper(ledger, lambda: self.cfg)
+        self.housekeeper.start()
         log.info("service started", inbox=str(cfg.inbox), outbox=str(cfg.outbox),
-                 mode=self.watcher.mode, workers=[w.name for w in self.workers])  # fmt: skip
+                 mode=self.watcher.mode, workers=[w.name for w in self.workers],
+                 status_page=observers.url)  # fmt: skip
         self.notifier.ready(self._health().line())
 
     def _new_watcher(self, cfg: Config) -> Watcher:
@@ -152,7 +170,9 @@ class Service:
         try:
             self.watcher.step()
         finally:
-            self.bridge.flush()
+            recorded = self.bridge.flush()
+            if recorded and self.observers is not None:
+                self.observers.jobs_recorded(recorded)
 
     def _keepalive(self) -> None:
         """Called during long scans: keep systemd's watchdog fed while the scan is busy."""
@@ -208,7 +228,8 @@ class Service:
 
     def _health(self) -> health.Health:
         depth = self.ledger.queue_depth(time.time()) if self.ledger else 0
-        return health.observe(depth, self.workers, self.watcher)
+        url = self.observers.url if self.observers is not None else None
+        return health.observe(depth, self.workers, self.watcher, status_page=url)
 
     def _publish_status(self, now: float) -> None:
         """STATUS= and the status record: at once when something changed, else now and then."""
@@ -252,7 +273,14 @@ class Service:
         self._wait_workers(STOP_GRACE)
         # 4. a job in a step that cannot be cancelled: the service requeues it itself
         self._requeue_stuck()
-        # 5. close the ledger and release the lock
+        # 5. housekeeping ends (between two prune batches), the notifier stores the summaries
+        #    of folders still settling (sent after the next start), the listener stops
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+        if self.observers is not None:
+            self.observers.stop_notifier()
+            self.observers.stop_listener()
+        # 6. close the ledger and release the lock
         if self.ledger is not None:
             self.ledger.close()
         self.lock.release()
@@ -296,6 +324,8 @@ class Service:
         self.rules = Resolver(
             new.model_copy(update={key: getattr(old, key) for key in RESTART_ONLY})
         )
+        if self.observers is not None:
+            self.observers.reloaded(self.rules)
         logsetup.setup(new.log.level, new.log.format)
         if (new.inbox, new.watch) != (old.inbox, old.watch):
             assert self.watcher is not None

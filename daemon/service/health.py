@@ -29,6 +29,7 @@ class Health:
     inbox_missing: bool = False
     waiting: dict[str, int] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    status_page: str | None = None  # the listener's URL (metrics: set)
 
     def line(self) -> str:
         """The STATUS= line: queue, what runs, and why anything waits."""
@@ -47,14 +48,16 @@ class Health:
         return json.dumps({
             "pid": pid, "at": time.time(), "queue": self.queue, "running": self.running,
             "paused": self.paused, "inbox_missing": self.inbox_missing,
-            "waiting": self.waiting, "refused": self.refused,
+            "waiting": self.waiting, "refused": self.refused, "status_page": self.status_page,
         }, ensure_ascii=True)  # fmt: skip
 
 
-def observe(queue: int, workers: list[Worker], watcher: Watcher | None) -> Health:
+def observe(
+    queue: int, workers: list[Worker], watcher: Watcher | None, *, status_page: str | None = None
+) -> Health:
     """Collect the health of the workers and the watcher."""
     now = time.monotonic()
-    health = Health(queue=queue)
+    health = Health(queue=queue, status_page=status_page)
     for worker in workers:
         activity = worker.snapshot()
         if activity.job is not None:

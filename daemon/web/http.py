@@ -338,6 +338,11 @@ class WebServer:
         self._server = self._thread = None
 
     @property
+    def running(self) -> bool:
+        """Whether the listener is bound and serving."""
+        return self._server is not None
+
+    @property
     def address(self) -> tuple[str, int]:
         """The bound ``(host, port)`` (the real port when the setting said 0)."""
         if self._server is None:

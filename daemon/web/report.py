@@ -103,4 +103,5 @@ def _service_status(record: str | None) -> dict[str, Any]:
         data = json.loads(record)
     except ValueError:
         return {}
-    return {key: data.get(key) for key in ("paused", "inbox_missing", "waiting", "refused")}
+    keys = ("paused", "inbox_missing", "waiting", "refused", "status_page")
+    return {key: data.get(key) for key in keys}
