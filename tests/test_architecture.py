@@ -28,8 +28,17 @@ MAY_IMPORT: dict[str, set[str]] = {
     "__init__": set(),
     "__main__": {"cli"},
     "cli": {"commands", "service"},
-    "commands": {"service", "web", "intake", "queue", "jobs", "media", "engines", "models",
-                 "outputs"},  # fmt: skip
+    "commands": {
+        "service",
+        "web",
+        "intake",
+        "queue",
+        "jobs",
+        "media",
+        "engines",
+        "models",
+        "outputs",
+    },
     "service": {"web", "notify", "intake", "queue", "jobs", "engines", "models", "outputs"},
     # operating the service: the HTTP listener (metrics, status) and notifications; both read
     # or store through the ledger's interface

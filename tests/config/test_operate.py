@@ -83,8 +83,10 @@ notify:
     ]
     assert all("hunter2" not in line for line in found)
     found = errors(tmp_path, "notify:\n  - {apprise: 'nonsense://user:hunter2@host'}\n")
-    assert found == ["notify[0].apprise: not a URL Apprise can use (nonsense://host); see "
-                     "https://github.com/caronc/apprise/wiki for the URL of each service"]  # fmt: skip
+    assert found == [
+        "notify[0].apprise: not a URL Apprise can use (nonsense://host); see "
+        "https://github.com/caronc/apprise/wiki for the URL of each service"
+    ]
 
 
 def test_two_targets_with_one_key_are_refused_unless_named() -> None:
@@ -99,8 +101,8 @@ def test_two_targets_with_one_key_are_refused_unless_named() -> None:
 
 def test_an_empty_secret_and_a_list_that_is_not_are_refused() -> None:
     _, problems = validate_targets([{"webhook": "https://example.org/h", "secret": ""}])
-    assert problems == [(("notify", 0, "secret"),
-                         "must be a non-empty text (quote it if YAML reads it as a number)")]  # fmt: skip
+    message = "must be a non-empty text (quote it if YAML reads it as a number)"
+    assert problems == [(("notify", 0, "secret"), message)]
     assert validate_targets(None) == ((), [])
     assert validate_targets({"webhook": "x"})[1] == [
         (("notify",), "must be a list of targets (webhook: or apprise: entries), got a mapping")
@@ -130,7 +132,8 @@ def test_folders_select_the_events_a_target_gets(
 
 def test_on_selects_the_events_and_the_yaml_boolean_key_is_on(tmp_path: Path) -> None:
     # 'on' unquoted is the boolean true in YAML 1.1 (yaml.safe_load)
-    [target] = load(tmp_path, "notify:\n  - webhook: https://example.org/h\n    on: failed\n").notify
+    text = "notify:\n  - webhook: https://example.org/h\n    on: failed\n"
+    [target] = load(tmp_path, text).notify
     assert target.wants("failed", ".") and not target.wants("done", ".")
 
 
