@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 class Backoff:
     """Delays between attempts: exponential, capped, with jitter."""
 
-    initial: float = 10.0
+    initial: float = 5.0
     maximum: float = 3600.0
     jitter: float = 0.25
 

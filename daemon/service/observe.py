@@ -118,6 +118,7 @@ class Observers:
             "queue_ready": self.ledger.queue_depth(time.time()),
             "oldest_queued_at": self.ledger.oldest_queued_at(),
             "running": running,
+            "notifications_pending": self.ledger.deliveries.pending(),
         }
 
     # --- JobEvents: what workers report ---

@@ -9,7 +9,8 @@ service's ``snapshot()`` at scrape time. The snapshot is a dict::
     {"counts": {"queued": 2, "running": 1, ...},       # jobs by state
      "queue_ready": 2,                                 # queued and due now (optional)
      "oldest_queued_at": 1764583200.0 | None,          # epoch seconds
-     "running": [{"worker": "0:auto", "progress": 0.42}, ...]}
+     "running": [{"worker": "0:auto", "progress": 0.42}, ...],
+     "notifications_pending": 0}                       # (optional)
 
 Label values are bounded: a folder rule must be one of the configured rule keys (else
 ``other``; never a file path), outcomes come from a fixed set, and any other label keeps
@@ -100,11 +101,14 @@ class LedgerCollector(Collector):
                 "Progress of the running job (0..1)",
                 labels=["worker"],
             ),
+            GaugeMetricFamily(
+                "whisperd_notifications_pending", "Notifications stored and not yet delivered"
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
         """Read the snapshot once and yield every ledger gauge."""
-        up, jobs, ready, oldest, progress = self._families()
+        up, jobs, ready, oldest, progress, pending = self._families()
         try:
             snap = self._snapshot()
         except Exception as err:
@@ -126,7 +130,9 @@ class LedgerCollector(Collector):
         }
         for worker, fraction in sorted(by_worker.items()):
             progress.add_metric([worker], float(fraction))
-        yield from (up, jobs, ready, oldest, progress)
+        if "notifications_pending" in snap:
+            pending.add_metric([], float(snap["notifications_pending"]))
+        yield from (up, jobs, ready, oldest, progress, pending)
 
 
 class _WorkerClock(Collector):

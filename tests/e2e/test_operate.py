@@ -130,6 +130,7 @@ def test_a_failing_endpoint_never_stops_transcription(service: Service, receiver
     assert receiver.receiver.wait_for(lambda reqs: len(reqs) >= 1, 10)
     pending = service.status()["notifications"]["pending"]
     assert pending >= 3  # stored, retried later with a backoff; nothing was lost
+    assert samples(service.url())[("whisperd_notifications_pending", ())] >= 3
     assert [e for e in service.events("notification_target_failing")]
 
 

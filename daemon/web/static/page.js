@@ -143,10 +143,13 @@
   function overview(data) {
     const box = document.getElementById("overview");
     const t = data.throughput_last_hour || {};
-    const hours = (t.audio_seconds || 0) / 3600;
+    const audio = t.audio_seconds || 0;
+    const length = audio < 60 ? Math.round(audio) + " s" :
+      audio < 3600 ? Math.round(audio / 60) + " min" : (audio / 3600).toFixed(1) + " h";
     let text = "Last hour: " + plural(t.files_done || 0, "file", "files") + " transcribed, " +
-      (hours < 1 ? Math.round((t.audio_seconds || 0) / 60) + " min" : hours.toFixed(1) + " h") + " of audio";
-    if (t.realtime_factor) text += ", " + t.realtime_factor + "× faster than real time";
+      length + " of audio";
+    if (t.realtime_factor >= 1) text += ", " + t.realtime_factor + "× faster than real time";
+    else if (t.realtime_factor) text += ", slower than real time (" + t.realtime_factor + "×)";
     box.replaceChildren(el("p", "throughput", text + "."));
   }
 
