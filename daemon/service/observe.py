@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
+import prometheus_client
 import structlog
 
 from daemon import __version__
@@ -60,6 +61,9 @@ class Observers:
         self.rules = rules
         self.ledger = ledger
         self.workers: list[Worker] = []
+        # No *_created series: half the lines of a scrape, and nothing alerts on them
+        # (process-wide, which is what the service process wants).
+        prometheus_client.disable_created_metrics()
         devices = ",".join(dict.fromkeys(w.device for w in cfg.workers))
         self.metrics = Metrics(version=__version__, engine=cfg.defaults.engine, device=devices,
                                snapshot=self.snapshot, rules=list(cfg.folders))  # fmt: skip
