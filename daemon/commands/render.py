@@ -93,7 +93,8 @@ def render_one(cfg: Config, rules: Resolver, ledger: JobStore, job: Job) -> list
                            transcript.language, name_matcher(cfg.watch.include))  # fmt: skip
     written = write_outputs(transcript, targets, subtitles=settings.subtitles,
                             meta=_meta(meta, settings))  # fmt: skip
-    kept = [p for p in (stored,) if p not in written and p.exists()]
+    # the JSON read stays when the settings no longer write one: the next render reads it
+    kept = [stored] if "json" not in settings.formats and stored.exists() else []
     for rel in job.outputs:
         old = cfg.outbox / rel
         if old not in written and old not in kept:

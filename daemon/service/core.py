@@ -37,7 +37,7 @@ from daemon.errors import ConfigError, WhisperdError
 from daemon.intake import Watcher, facts
 from daemon.jobs.worker import Worker
 from daemon.lock import StateLock
-from daemon.queue import JobStore, open_ledger
+from daemon.queue import Job, JobStore, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
 from daemon.service.housekeeping import Housekeeper
@@ -120,12 +120,13 @@ class Service:
                 state_dir=str(cfg.state_dir), fstype=state_fs.fstype,
             )  # fmt: skip
         self.ledger = ledger = open_ledger(cfg.state_dir)
-        self.version = startup.run(ledger, cfg)
+        settled: list[Job] = []  # brought to an end by the start-up steps: notified below
+        self.version = startup.run(ledger, cfg, settled)
         self.observers = observers = Observers(cfg, ledger, self.rules,
                                                network_inbox=facts(cfg.inbox).network)  # fmt: skip
         observers.start_listener()  # first: a port in use stops the start before any work
         if observers.notifier is not None:
-            observers.start_notifier(ledger.in_state("queued", limit=-1))
+            observers.start_notifier([*settled, *ledger.in_state("queued", limit=-1)])
         for index, spec in enumerate(cfg.workers):
             worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
                             version=self.version, events=observers)  # fmt: skip

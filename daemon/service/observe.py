@@ -69,9 +69,7 @@ class Observers:
                                snapshot=self.snapshot, rules=list(cfg.folders))  # fmt: skip
         self.web: WebServer | None = None
         if cfg.metrics is not None:
-            pid = os.getpid()
-            self.web = WebServer(cfg.metrics, metrics=self.metrics,
-                                 status=lambda files: collect(cfg, pid, files=files))  # fmt: skip
+            self.web = WebServer(cfg.metrics, metrics=self.metrics, status=self.report)
         self.notifier: Notifier | None = None
         if cfg.notify:
             self.notifier = Notifier(cfg.notify, ledger.deliveries,
@@ -107,6 +105,10 @@ class Observers:
     def url(self) -> str | None:
         """Where the status page is served (None: no listener)."""
         return self.web.url if self.web is not None and self.web.running else None
+
+    def report(self, files: bool) -> dict[str, Any]:
+        """The status report (on a read-only connection of its own), for the listener."""
+        return collect(self.rules.cfg, os.getpid(), files=files)
 
     # --- the ledger's gauges, at scrape time ---
 
