@@ -6,7 +6,10 @@ housekeeping at start-up."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.notify import verify
-from tests.e2e.service_harness import Service, stays_false, wait_for
+from tests.e2e.service_harness import ROOT, Service, stays_false, wait_for
 from tests.notify.server import LocalServer
 from tests.synth import make_audio
 
@@ -194,3 +197,21 @@ def test_housekeeping_prunes_the_history_of_deleted_files(service: Service) -> N
     assert done["pruned"] == 1
     assert set(service.states()) == {"kept.wav"}  # the file still there keeps its row
     assert (service.outbox / "gone.txt").exists()  # outputs are never touched
+
+
+def test_a_port_in_use_stops_the_start_with_one_line(service: Service) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service.write_config(extra=f'metrics: {{listen: "127.0.0.1:{port}"}}\n')
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(service.cli_command("run"), capture_output=True, text=True,
+                                env=env, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"whisperd: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(another whisperd or exporter?); choose another port in metrics.listen"
+    )
+    assert "Traceback" not in result.stderr
