@@ -139,13 +139,19 @@ def idle_after_one_job(work: Path, model: str, unload_after: float) -> dict[str,
 def listener_under_use(service: common.Service, url: str, seconds: float) -> dict[str, Any]:
     """Idle CPU of ``service`` while a scraper (15 s) and an open page (5 s) poll it."""
     stop = threading.Event()
-    hits = {"metrics": 0, "status": 0}
+    hits = {"metrics": 0, "status": 0, "errors": 0}
+    slowest = [0.0]
 
     def poll(path: str, every: float, key: str) -> None:
         while not stop.is_set():
-            with urllib.request.urlopen(url + path, timeout=10) as response:
-                response.read()
-            hits[key] += 1
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(url + path, timeout=60) as response:
+                    response.read()
+                hits[key] += 1
+            except OSError:
+                hits["errors"] += 1
+            slowest[0] = max(slowest[0], time.monotonic() - t0)
             stop.wait(every)
 
     threads = [threading.Thread(target=poll, args=("metrics", 15.0, "metrics")),
@@ -160,4 +166,5 @@ def listener_under_use(service: common.Service, url: str, seconds: float) -> dic
         t.join()
     cpu = common.tree_cpu(service.pid) - before
     return {"cpu_percent": round(100 * cpu / (time.monotonic() - t0), 3), "requests": hits,
+            "slowest_request_seconds": round(slowest[0], 2),
             "rss_mb": round(common.tree_rss(service.pid) / 2**20, 1)}  # fmt: skip

@@ -18,7 +18,8 @@ def _operate(lines: list[str], s: dict) -> None:
         if visited:
             lines.append(f"- {x['files']} files, listener visited (a scrape every 15 s, the page "
                          f"every 5 s): idle CPU {visited['cpu_percent']} % of a core, RSS "
-                         f"{visited['rss_mb']} MB, requests {visited['requests']}")  # fmt: skip
+                         f"{visited['rss_mb']} MB, requests {visited['requests']}, slowest "
+                         f"{visited.get('slowest_request_seconds')} s")  # fmt: skip
     ledger = s.get("ledger")
     if ledger:
         lines.append(

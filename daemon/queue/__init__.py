@@ -15,7 +15,7 @@ May import: :mod:`daemon.config`, :mod:`daemon.version`, :mod:`daemon.errors`.
 
 from daemon.queue.deliveries import Deliveries, Delivery, DeliveryStore
 from daemon.queue.interface import JobStore
-from daemon.queue.job import FINAL_STATES, KNOWN_STATES, STATES, Job
+from daemon.queue.job import FINAL_STATES, KNOWN_STATES, STATES, Brief, Job
 from daemon.queue.policy import INTERRUPTED, TRANSIENT_MAX_ATTEMPTS, RetryPolicy
 from daemon.queue.schema import FILENAME, SCHEMA_VERSION
 from daemon.queue.store import Ledger, open_ledger
@@ -30,6 +30,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATES",
     "TRANSIENT_MAX_ATTEMPTS",
+    "Brief",
     "Deliveries",
     "Delivery",
     "DeliveryStore",

@@ -27,10 +27,14 @@ from typing import Any
 
 import structlog
 
-from daemon.queue.job import Job, path_filter
+from daemon.queue.job import Brief, Job, path_filter
 
 log = structlog.get_logger(__name__)
 
+_BRIEF = (
+    "id, path, state, enqueued_at, started_at, finished_at, audio_seconds, "
+    "processing_seconds, model"
+)
 PRUNE_BATCH = 500  # rows deleted per transaction
 VACUUM_MIN_RATIO = 0.25  # free pages / all pages
 VACUUM_MIN_BYTES = 16 * 2**20
@@ -123,16 +127,28 @@ class Housekeeping:
             r[0] for r in self._read("SELECT id FROM jobs WHERE state IN ('queued', 'running')")
         }
 
-    def current(self, since: float) -> list[Job]:
-        """What a person looks at: rows waiting, running, incomplete or failed, and rows done
-        since ``since``; read through indexes, never the whole table."""
+    def current(self, since: float) -> list[Brief]:
+        """What a person looks at, in brief: rows waiting, running, incomplete or failed, and
+        rows done since ``since``; read through indexes, never the whole table, and without
+        the wide columns (:meth:`jobs` gets those for the few rows listed)."""
         rows = self._read(
-            "SELECT * FROM jobs WHERE state IN ('queued', 'running', 'incomplete', 'failed') "
-            "UNION ALL SELECT * FROM jobs INDEXED BY jobs_finished "
+            f"SELECT {_BRIEF} FROM jobs WHERE state IN ('queued', 'running', 'incomplete', "
+            f"'failed') UNION ALL SELECT {_BRIEF} FROM jobs INDEXED BY jobs_finished "
             "WHERE state = 'done' AND finished_at >= ?",
             (since,),
         )
-        return [Job.from_row(r) for r in rows]
+        return [Brief(r[0], r[1].decode("utf-8", "surrogateescape"), *r[2:]) for r in rows]
+
+    def jobs(self, ids: Sequence[int]) -> list[Job]:
+        """The jobs with these ids (in any order; missing ones left out)."""
+        found: list[Job] = []
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self._read(f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(part))})",
+                              part)  # fmt: skip
+            found += [Job.from_row(r) for r in rows]
+        return found
 
     def done_jobs(self, under: Sequence[str] | None = None) -> list[Job]:
         """Each path's newest done version (of every path, or of these files or folders)."""

@@ -86,7 +86,7 @@ def collect(
                 "realtime_factor_while_busy": round(audio / busy, 2) if busy else None,
                 "audio_hours_done": round(audio / 3600, 3),
             },
-            folders=folder_summary(current, now),
+            folders=folder_summary(current, ledger.jobs, now),
             throughput_last_hour=throughput_last_hour(current, now),
             notifications=ledger.deliveries.counts(),
         )

@@ -3,21 +3,24 @@
 Owns :func:`folder_summary` (waiting / running / done today / failed per inbox folder, with
 an estimated end for running jobs), :func:`throughput_last_hour` and :func:`retry_command`
 (a shell line an operator can paste, exact for any name). Input is the ledger's
-:meth:`~daemon.queue.interface.JobStore.current` rows (jobs with raw, inbox-relative paths);
-output is plain data with every name shown escaped (:func:`daemon.text.display`). Pure: the
-clock comes in as ``now`` (epoch seconds).
+:meth:`~daemon.queue.interface.JobStore.current` rows, in brief (a hundred thousand of them
+cost a fraction of a second), and a ``details(ids)`` callable that fetches the full jobs for
+the few rows listed (at most :data:`LIST_LIMIT` per kind and folder); output is plain data
+with every name shown escaped (:func:`daemon.text.display`). The clock comes in as ``now``.
 """
 
 from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from daemon.queue import Job
+from daemon.queue import Brief, Job
 from daemon.text import display
+
+Details = Callable[[Sequence[int]], list[Job]]
 
 WINDOW = 3600.0  # seconds: "the last hour"
 LIST_LIMIT = 20  # names listed per folder and kind; the rest is counted
@@ -55,7 +58,7 @@ def midnight(now: float, tz: tzinfo | None = None) -> float:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def realtime_factors(jobs: Iterable[Job]) -> dict[str | None, float]:
+def realtime_factors(jobs: Iterable[Brief | Job]) -> dict[str | None, float]:
     """Audio seconds per processing second of done jobs, per model and overall (None)."""
     sums: dict[str | None, list[float]] = {}
     for job in jobs:
@@ -151,52 +154,73 @@ def _new_folder(name: str) -> dict[str, Any]:
     }
 
 
+class _Folder:
+    """What one folder counts, and the ids it lists (queue order; newest failures and
+    completions first)."""
+
+    def __init__(self) -> None:
+        self.counts = _new_folder("")
+        self.waiting: list[int] = []
+        self.running: list[int] = []
+        self.failed: list[tuple[float, int]] = []
+        self.done: list[tuple[float, int]] = []
+
+    def add(self, row: Brief, now: float, today: float) -> None:
+        counts = self.counts
+        if row.state in ("queued", "incomplete"):
+            counts["waiting"] += 1
+            if len(self.waiting) < LIST_LIMIT:
+                self.waiting.append(row.id)
+        elif row.state == "running":
+            counts["running"] += 1
+            self.running.append(row.id)
+        elif row.state == "failed":
+            counts["failed"] += 1
+            self.failed.append((row.finished_at or 0.0, row.id))
+        elif row.state == "done" and row.finished_at is not None:
+            if row.finished_at >= today:
+                counts["done_today"] += 1
+                self.done.append((row.finished_at, row.id))
+            if now - WINDOW < row.finished_at <= now:
+                counts["done_last_hour"] += 1
+                counts["audio_seconds_last_hour"] += row.audio_seconds or 0.0
+
+    def listed(self) -> list[int]:
+        """Cut the lists to their limits; the ids to fetch."""
+        self.failed = sorted(self.failed, reverse=True)[:LIST_LIMIT]
+        self.done = sorted(self.done, reverse=True)[:RECENT_DONE]
+        return [*self.waiting, *self.running, *(i for _, i in self.failed),
+                *(i for _, i in self.done)]  # fmt: skip
+
+
 def folder_summary(
-    jobs: Iterable[Job], now: float, *, tz: tzinfo | None = None
+    rows: Iterable[Brief], details: Details, now: float, *, tz: tzinfo | None = None
 ) -> list[dict[str, Any]]:
-    """One dict per inbox folder with something to show (the inbox itself is ``""``).
-
-    Failures newest first, then cut to :data:`LIST_LIMIT`; the waiting list in queue order;
-    the latest :data:`RECENT_DONE` completions of today (local midnight, ``tz``).
-    """
-    jobs = sorted(jobs, key=lambda j: (j.enqueued_at, j.id))
+    """One dict per inbox folder with something to show (the inbox itself is ``""``)."""
+    rows = sorted(rows, key=lambda r: (r.enqueued_at, r.id))
     today = midnight(now, tz)
-    factors = realtime_factors(jobs)
-    folders: dict[str, dict[str, Any]] = {}
-    for job in jobs:
-        key = posixpath.dirname(job.path)
-        entry = folders.get(key) or folders.setdefault(key, _new_folder(key))
-        _add(entry, job, now, today, factors)
-    for entry in folders.values():
-        entry["failed_files"].sort(key=lambda e: e["finished_at"] or "", reverse=True)
-        entry["failed_files"] = entry["failed_files"][:LIST_LIMIT]
-        entry["recent_done"].sort(key=lambda e: e["finished_at"] or "", reverse=True)
-        entry["recent_done"] = entry["recent_done"][:RECENT_DONE]
-        entry["audio_seconds_last_hour"] = round(entry["audio_seconds_last_hour"], 1)
-    return [folders[k] for k in sorted(folders)]
+    factors = realtime_factors(r for r in rows if (r.finished_at or 0) > now - WINDOW)
+    folders: dict[str, _Folder] = {}
+    for row in rows:
+        key = row.path.rpartition("/")[0]
+        folder = folders.get(key) or folders.setdefault(key, _Folder())
+        folder.add(row, now, today)
+    jobs = {job.id: job for job in details([i for f in folders.values() for i in f.listed()])}
+    summary = []
+    for key in sorted(folders):
+        folder, counts = folders[key], folders[key].counts
+        counts["folder"] = display(key)
+        counts["audio_seconds_last_hour"] = round(counts["audio_seconds_last_hour"], 1)
+        counts["waiting_files"] = [_waiting(jobs[i]) for i in folder.waiting if i in jobs]
+        counts["running_jobs"] = [_running(jobs[i], now, factors) for i in folder.running
+                                  if i in jobs]  # fmt: skip
+        counts["failed_files"] = [_failed(jobs[i]) for _, i in folder.failed if i in jobs]
+        counts["recent_done"] = [_done(jobs[i]) for _, i in folder.done if i in jobs]
+        summary.append(counts)
+    return summary
 
 
-def _add(entry: dict[str, Any], job: Job, now: float, today: float, factors: dict) -> None:
-    if job.state in ("queued", "incomplete"):
-        entry["waiting"] += 1
-        if len(entry["waiting_files"]) < LIST_LIMIT:
-            entry["waiting_files"].append(_waiting(job))
-    elif job.state == "running":
-        entry["running"] += 1
-        entry["running_jobs"].append(_running(job, now, factors))
-    elif job.state == "failed":
-        entry["failed"] += 1
-        entry["failed_files"].append(_failed(job))
-    elif job.state == "done" and job.finished_at is not None:
-        if job.finished_at >= today:
-            entry["done_today"] += 1
-            entry["recent_done"].append(_done(job))
-        if now - WINDOW < job.finished_at <= now:
-            entry["done_last_hour"] += 1
-            entry["audio_seconds_last_hour"] += job.audio_seconds or 0.0
-
-
-def throughput_last_hour(jobs: Iterable[Job], now: float) -> dict[str, Any]:
+def throughput_last_hour(jobs: Iterable[Brief], now: float) -> dict[str, Any]:
     """Files finished in the last hour, their audio and processing seconds, and the rate."""
     done = [j for j in jobs if j.state == "done" and now - WINDOW < (j.finished_at or 0) <= now]
     audio = sum(j.audio_seconds or 0.0 for j in done)

@@ -83,7 +83,7 @@ def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     wait_for(lambda: service.states().get("meetings/all-hands.wav") == "running", timeout=60)
     put(service, JFK, "meetings/standup.flac")
     # What a person sees while the long recording is transcribed
-    w = open_page(browser, service.url(), viewport={"width": 1000, "height": 760})
+    w = open_page(browser, service.url(), refresh=2, viewport={"width": 1000, "height": 760})
     page = w.page
     meetings = card(page, "meetings")
     meetings.locator(".job .meta").filter(has_text="ends around").wait_for(timeout=120_000)

@@ -49,10 +49,12 @@ class Watched:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
-def open_page(browser, url: str, **context_args) -> Watched:
+def open_page(browser, url: str, refresh: int = 60, **context_args) -> Watched:
+    """The page, refreshing every ``refresh`` s (the default keeps the DOM still while a
+    test reads it; a refresh rebuilds it)."""
     context = browser.new_context(**context_args)
     watched = Watched(context.new_page())
-    watched.page.goto(url + "?refresh=1")
+    watched.page.goto(url + f"?refresh={refresh}")
     watched.page.wait_for_selector("section.folder", timeout=15000)
     return watched
 

@@ -78,7 +78,7 @@ def test_what_a_person_sees(browser, server: WebServer) -> None:
 
 
 def test_refresh_shows_new_progress(browser, server: WebServer, fake: Scene) -> None:
-    page = open_page(browser, server.url).page
+    page = open_page(browser, server.url, refresh=1).page
     bar = card(page, "es").locator(".bar")
     first = int(bar.get_attribute("aria-valuenow"))
     text = card(page, "es").locator(".job .meta").inner_text()
@@ -110,7 +110,7 @@ def test_phone_layout_fits_without_sideways_scrolling(browser, server: WebServer
 def test_page_says_when_whisperd_cannot_be_reached(browser, fake: Scene) -> None:
     with WebServer(MetricsSettings(listen="127.0.0.1:0"), status_ttl=0.2,
                    status=fake.provider) as s:  # fmt: skip
-        page = open_page(browser, s.url).page
+        page = open_page(browser, s.url, refresh=1).page
         fake.fail_with = RuntimeError("database is locked")
         problem = page.locator("#problem")
         problem.wait_for(state="visible", timeout=10000)

@@ -59,8 +59,10 @@ def test_today_starts_at_local_midnight(tmp_path: Path) -> None:
     scene = Scene(tmp_path, now=now)
     with open_ledger(scene.cfg.state_dir, readonly=True) as ledger:
         rows = ledger.current(now - 86400)
-    utc = {f["folder"]: f for f in folder_summary(rows, now, tz=UTC)}
-    east = {f["folder"]: f for f in folder_summary(rows, now, tz=timezone(timedelta(hours=-5)))}
+        by_id = ledger.jobs
+        utc = {f["folder"]: f for f in folder_summary(rows, by_id, now, tz=UTC)}
+        minus_5 = timezone(timedelta(hours=-5))
+        east = {f["folder"]: f for f in folder_summary(rows, by_id, now, tz=minus_5)}
     # es/ayer.mp3 was done at 00:10 UTC: today in UTC, yesterday evening at UTC-5... and
     # "today" there began at 05:00 UTC the day before, so it counts as today as well
     assert utc["es"]["done_today"] == 1 and east["es"]["done_today"] == 1
