@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +31,10 @@ from tests.web.browser import card, count, open_page
 pytestmark = pytest.mark.real_model
 
 JFK = SPEECH / "openai_whisper" / "jfk.flac"  # 11 s of speech
+SHORT = SPEECH / "timit_arctic" / "LDC93S1.wav"  # 2.9 s: "She had your dark suit in greasy..."
+# Greedy decoding: what is tested here is around the engine, not beam search; it keeps these
+# tests short on two shared cores.
+FAST = {"beam_size": None, "best_of": 1}
 SCREENSHOT = ROOT / "docs" / "status-page.png"
 
 
@@ -69,8 +74,7 @@ def rss_mb(pid: int) -> float:
 def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     service: Service, browser, tmp_path: Path
 ) -> None:
-    # greedy decoding: the page is what is tested here, not beam search (2 shared cores)
-    service.write_config(defaults={"beam_size": None, "best_of": 1},
+    service.write_config(defaults=FAST,
                          extra="folders: {interviews: {formats: [txt, srt, json]}}\n")  # fmt: skip
     service.start()
     url = service.url()
@@ -78,10 +82,10 @@ def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     wait_for(lambda: service.states().get("interviews/jfk.flac") == "done", timeout=120)
     (service.inbox / "interviews" / "notes.mp3").write_bytes(b"these are notes, not audio")
     wait_for(lambda: service.states().get("interviews/notes.mp3") == "failed", timeout=60)
-    seconds = long_recording(tmp_path / "long.wav", seconds=45)  # two 30 s windows
+    seconds = long_recording(tmp_path / "long.wav", seconds=75)  # three 30 s windows
     put(service, tmp_path / "long.wav", "meetings/all-hands.wav")
     wait_for(lambda: service.states().get("meetings/all-hands.wav") == "running", timeout=60)
-    put(service, JFK, "meetings/standup.flac")
+    put(service, SHORT, "meetings/standup.wav")
     # What a person sees while the long recording is transcribed
     w = open_page(browser, service.url(), refresh=2, viewport={"width": 1000, "height": 760})
     page = w.page
@@ -89,7 +93,7 @@ def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     meetings.locator(".job .meta").filter(has_text="ends around").wait_for(timeout=120_000)
     assert meetings.locator(".job .name").inner_text() == "all-hands.wav"
     assert [count(page, "meetings", k) for k in ("running", "waiting")] == [1, 1]
-    assert meetings.locator(".waiting-file").inner_text() == "standup.flac"
+    assert meetings.locator(".waiting-file").inner_text() == "standup.wav"
     progress = int(meetings.locator(".bar").get_attribute("aria-valuenow"))
     assert 0 < progress < 100
     assert [count(page, "interviews", k) for k in ("done-today", "failed")] == [1, 1]
@@ -105,30 +109,35 @@ def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     if os.environ.get("WHISPERD_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
     assert w.dialogs == [] and w.errors == []
-    # The metrics, once everything is done, as Prometheus reads them
-    wait_for(lambda: service.all_settled(4), timeout=600)
+    # The metrics, as Prometheus reads them while the long recording is transcribed
     s = samples(url)
-    done = ("whisperd_jobs_finished_total", (("outcome", "done"), ("rule", "default")))
     assert s[("whisperd_jobs_finished_total", (("outcome", "done"), ("rule", "interviews")))] == 1
-    assert s[done] == 2  # all-hands and standup (no rule: default)
-    assert s[("whisperd_jobs", (("state", "done"),))] == 3
+    assert s[("whisperd_jobs_finished_total", (("outcome", "failed"), ("rule", "interviews")))] == 1
+    assert s[("whisperd_jobs", (("state", "done"),))] == 1
+    assert s[("whisperd_jobs", (("state", "running"),))] == 1
+    assert s[("whisperd_queue_ready_jobs", ())] == 1  # standup waits
+    assert s[("whisperd_queue_oldest_age_seconds", ())] > 0
+    assert 0 < s[("whisperd_job_progress_ratio", (("worker", "0:auto"),))] < 1
+    assert s[("whisperd_worker_busy", (("worker", "0:auto"),))] == 1
     assert s[("whisperd_model_loads_total", (("engine", "openai-whisper"),))] == 1
     assert s[("whisperd_model_load_seconds_total", (("engine", "openai-whisper"),))] > 0
-    audio = s[("whisperd_audio_seconds_total", (("rule", "default"),))]
-    assert audio == pytest.approx(seconds + 11.0, abs=0.5)
-    assert s[("whisperd_realtime_factor_count", ())] == 3
-    assert s[("whisperd_realtime_factor_sum", ())] > 1  # tiny.en runs faster than real time
-    assert s[("whisperd_worker_busy_seconds_total", (("worker", "0:auto"),))] > 5
+    assert s[("whisperd_audio_seconds_total", (("rule", "interviews"),))] == pytest.approx(11, 0.01)
+    assert s[("whisperd_realtime_factor_count", ())] == 1
+    assert s[("whisperd_errors_total", (("kind", "NotMediaError"),))] >= 1
+    assert s[("whisperd_last_successful_scan_timestamp_seconds", ())] > time.time() - 600
+    assert not any("all-hands" in str(key) or "jfk" in str(key) for key in s)  # no paths
+    assert seconds > 60
 
 
 def test_a_webhook_is_received_after_a_restart_in_the_middle(service: Service) -> None:
     # The receiver fails (503), then times out, then accepts.
     server = LocalServer(script=[503, ("sleep", 3)], default=200)
     try:
-        service.write_config(extra=f"notify:\n  - webhook: {server.url}\n    secret: s3cret\n"
+        service.write_config(defaults=FAST,
+                             extra=f"notify:\n  - webhook: {server.url}\n    secret: s3cret\n"
                                    "    timeout: 1\n")  # fmt: skip
         service.start()
-        put(service, JFK, "calls/jfk.flac")
+        put(service, SHORT, "calls/suit.wav")
         assert server.receiver.wait_for(lambda reqs: len(reqs) >= 1, timeout=120)
         assert service.stop() == 0  # the 503: stored, not sent; the service goes down
         first = server.receiver.requests[0]
@@ -154,10 +163,10 @@ def test_a_webhook_is_received_after_a_restart_in_the_middle(service: Service) -
         assert verify("s3cret", done.headers["X-Whisperd-Signature"], done.body)
         doc = json.loads(done.body)
         assert (doc["file"], doc["folder"], doc["state"], doc["language"]) == (
-            "calls/jfk.flac", "calls", "done", "en")  # fmt: skip
-        assert "ask not what your country" in (service.outbox / "calls" / "jfk.txt").read_text(
-        ).lower() and doc["audio_seconds"] == pytest.approx(11.0, abs=0.1)  # fmt: skip
-        assert sorted(doc["outputs"]) == sorted(f"calls/jfk.{f}" for f in
+            "calls/suit.wav", "calls", "done", "en")  # fmt: skip
+        text = (service.outbox / "calls" / "suit.txt").read_text().lower()
+        assert "dark suit" in text and doc["audio_seconds"] == pytest.approx(2.9, abs=0.1)
+        assert sorted(doc["outputs"]) == sorted(f"calls/suit.{f}" for f in
                                                 ("txt", "srt", "vtt", "tsv", "json"))  # fmt: skip
         wait_for(lambda: service.status()["notifications"]["pending"] == 0, timeout=30)
     finally:
@@ -179,61 +188,65 @@ def render_in_process(service: Service, *args: str) -> dict:
 
 
 def test_render_changes_the_line_width_without_the_engine_then_requeue(service: Service) -> None:
-    service.write_config(defaults={"word_timestamps": True, "formats": ["txt", "srt", "json"]},
+    service.write_config(defaults={**FAST, "word_timestamps": True,
+                                   "formats": ["txt", "srt", "json"]},
                          extra="folders: {plain: {word_timestamps: false}}\n")  # fmt: skip
     service.start()
-    put(service, JFK, "talks/jfk.flac")
-    put(service, JFK, "plain/jfk.flac")
+    put(service, SHORT, "talks/suit.wav")
+    put(service, SHORT, "plain/suit.wav")
     wait_for(lambda: service.all_settled(2), timeout=180)
-    srt = service.outbox / "talks" / "jfk.srt"
+    srt = service.outbox / "talks" / "suit.srt"
     assert max(len(line) for line in srt.read_text().splitlines()) > 20
-    transcribed = [e for e in service.events("transcribed") if e["file"] == "talks/jfk.flac"]
+    transcribed = service.events("transcribed")  # the engine's time, model load included
     service.stop()
-    service.write_config(defaults={"word_timestamps": True, "formats": ["txt", "srt", "json"],
+    service.write_config(defaults={**FAST, "word_timestamps": True,
+                                   "formats": ["txt", "srt", "json"],
                                    "subtitles": {"max_line_width": 20, "max_line_count": 2}},
                          extra="folders: {plain: {word_timestamps: false}}\n")  # fmt: skip
-    result = render_in_process(service, "talks/jfk.flac")
+    result = render_in_process(service, "talks/suit.wav")
     assert result["rc"] == 0, result
     assert "1 file rendered again" in result["stdout"]
     assert (result["torch"], result["engine"]) == (False, False)  # the engine never ran
     assert '"rendered"' in result["stderr"] and '"transcribed"' not in result["stderr"]
-    assert result["seconds"] < transcribed[0]["processing_seconds"]  # and it shows in time
+    slowest = max(e["processing_seconds"] for e in transcribed)
+    print(f"render {result['seconds']:.2f} s; transcription {slowest:.2f} s")
+    assert result["seconds"] < slowest  # and it shows in time
     text_lines = [ln for ln in srt.read_text().splitlines() if ln and "-->" not in ln
                   and not ln.isdigit()]  # fmt: skip
     assert text_lines and max(len(line) for line in text_lines) <= 20
-    assert json.loads((service.outbox / "talks" / "jfk.json").read_text())["settings"][
+    assert json.loads((service.outbox / "talks" / "suit.json").read_text())["settings"][
         "subtitles"]["max_line_width"] == 20  # fmt: skip
     # a JSON without word timings cannot be cut at 20 characters: the command says so
-    plain = render_in_process(service, "plain/jfk.flac")
+    plain = render_in_process(service, "plain/suit.wav")
     assert plain["rc"] == 1
-    assert ("plain/jfk.flac: cannot render again: its JSON has no word timings, which "
+    assert ("plain/suit.wav: cannot render again: its JSON has no word timings, which "
             "subtitles.max_line_width needs (transcribe it again with: whisperd requeue "
-            "plain/jfk.flac)") in plain["stdout"]  # fmt: skip
+            "plain/suit.wav)") in plain["stdout"]  # fmt: skip
     # ... and requeue does: a new job, with words this time
     service.start()
-    before = (service.outbox / "plain" / "jfk.srt").read_text()
-    result = service.cli("requeue", "plain/jfk.flac")
+    before = (service.outbox / "plain" / "suit.srt").read_text()
+    result = service.cli("requeue", "plain/suit.wav")
     assert result.returncode == 0 and "1 done file queued again" in result.stdout
     wait_for(lambda: len([e for e in service.events("transcribed")
-                          if e["file"] == "plain/jfk.flac"]) == 2, timeout=120)  # fmt: skip
-    wait_for(lambda: service.states()["plain/jfk.flac"] == "done", timeout=30)
-    after = (service.outbox / "plain" / "jfk.srt").read_text()
+                          if e["file"] == "plain/suit.wav"]) == 2, timeout=120)  # fmt: skip
+    wait_for(lambda: service.states()["plain/suit.wav"] == "done", timeout=30)
+    after = (service.outbox / "plain" / "suit.srt").read_text()
     assert after != before
     assert max(len(ln) for ln in after.splitlines() if "-->" not in ln) <= 20
 
 
 def test_an_idle_service_unloads_its_model_and_loads_it_again(service: Service) -> None:
-    service.write_config(extra="models: {unload_after: 3}\n")
+    service.write_config(defaults=FAST, extra="models: {unload_after: 3}\n")
     service.start()
     url = service.url()
-    put(service, JFK, "a/jfk.flac")
-    wait_for(lambda: service.states().get("a/jfk.flac") == "done", timeout=120)
+    put(service, SHORT, "a/suit.wav")
+    wait_for(lambda: service.states().get("a/suit.wav") == "done", timeout=120)
     loaded = rss_mb(service.proc.pid)
     [unloaded] = wait_for(lambda: service.events("models_unloaded"), timeout=30)
     assert unloaded["models"] == ["tiny.en"]
     idle = rss_mb(service.proc.pid)
     print(f"RSS with tiny.en loaded {loaded:.0f} MB, after unloading {idle:.0f} MB")
     assert idle < loaded - 40
-    put(service, JFK, "b/jfk.flac")
-    wait_for(lambda: service.states().get("b/jfk.flac") == "done", timeout=120)
+    put(service, SHORT, "b/suit.wav")
+    wait_for(lambda: service.states().get("b/suit.wav") == "done", timeout=120)
     assert samples(url)[("whisperd_model_loads_total", (("engine", "openai-whisper"),))] == 2
