@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         "latency": lambda d: latency.run(d, model=args.model, smoke=smoke, drops=1 if smoke else 3),
         "scale": lambda d: scale.run(
             d, model=args.model, sizes=[200] if smoke else [10_000, 100_000],
-            idle_seconds=5.0 if smoke else 60.0),
+            idle_seconds=5.0 if smoke else 60.0, ledger_rows=20_000 if smoke else 1_000_000,
+            unload_after=3.0 if smoke else 10.0),
         "engines": lambda d: engines.run(
             d, model="base", smoke=smoke, rounds=1 if smoke else args.rounds, ctx=ctx
         ),

@@ -162,7 +162,9 @@ def write_config(root: Path, *, model: str, language: str | None, watch: str = "
     path.write_text(
         f"inbox: {root / 'inbox'}\noutbox: {root / 'outbox'}\nstate_dir: {root / 'var'}\n"
         f"model_dir: {MODELS}\n"
-        f"defaults: {{model: {model}, language: {lang}{extra}}}\n" + watch,
+        f"defaults: {{model: {model}, language: {lang}{extra}}}\n"
+        # the listener on (as shipped) on a free port: services run side by side
+        'metrics: {listen: "127.0.0.1:0"}\n' + watch,
         encoding="utf-8",
     )
     return path
@@ -234,6 +236,14 @@ class Service:
     def log(self) -> str:
         path = self.root / "service.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def page_url(self) -> str:
+        """The status page's URL, from the service's "service started" log line."""
+        text = (self.root / "service.log").read_text(errors="replace")
+        for line in text.splitlines():
+            if '"status_page"' in line:
+                return json.loads(line)["status_page"]
+        raise RuntimeError("the service logged no status page")
 
     def stop(self) -> None:
         """SIGTERM, then kill after 30 s; close the socket."""

@@ -30,6 +30,37 @@ def _library(lines: list[str], lib: dict[str, Any]) -> None:
     ]
 
 
+def _operate(lines: list[str], s: dict) -> None:
+    """The listener under use, a large ledger, idle memory after a job (bench.operate)."""
+    for key, x in s.items():
+        visited = x.get("inotify", {}).get("visited") if key.isdigit() else None
+        if visited:
+            lines.append(f"- {x['files']} files, listener visited (a scrape every 15 s, the page "
+                         f"every 5 s): idle CPU {visited['cpu_percent']} % of a core, RSS "
+                         f"{visited['rss_mb']} MB, requests {visited['requests']}, slowest "
+                         f"{visited.get('slowest_request_seconds')} s")  # fmt: skip
+    ledger = s.get("ledger")
+    if ledger:
+        lines.append(
+            f"- ledger of {ledger['rows']:,} rows: `whisperd status` "
+            f"{ledger['status_command_seconds']} s (process start included), the page's report "
+            f"{ledger['status_report_seconds']} s, a metrics snapshot "
+            f"{ledger['metrics_snapshot_seconds']} s; daily pruning removed "
+            f"{ledger['pruned_rows']:,} rows in {ledger['prune_seconds']} s, vacuum "
+            f"{'ran' if ledger['vacuumed'] else 'not needed'} ({ledger['vacuum_seconds']} s), "
+            f"file {ledger['ledger_mb_after']} MB"
+        )
+    idle = s.get("idle_after_job")
+    if idle:
+        lines.append(
+            f"- idle RSS: {idle['rss_mb_after_ready']} MB after READY, "
+            f"{idle['rss_mb_model_loaded']} MB after one job (model loaded), "
+            f"{idle['rss_mb_after_unload']} MB once models.unload_after "
+            f"({idle['unload_after_seconds']} s) unloaded it"
+        )
+    lines.append("")
+
+
 def _targets(lines: list[str], targets: dict[str, bool]) -> None:
     for name, flag in targets.items():
         lines.append(f"- target {name}: {_ok(flag)}")
@@ -130,6 +161,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
         if "library" in s:
             _library(lines, s["library"])
+        _operate(lines, s)
         _targets(lines, s["targets"])
     if "accuracy" in parts:
         a = parts["accuracy"]

@@ -2,6 +2,8 @@
 with a media library in ``outputs_beside_source`` mode (:mod:`bench.library`).
 
 The tree is ``folders × 10 subfolders × N`` tiny ``*.wav`` files (not audio: they are done).
+Services run with the HTTP listener on (metrics and the status page, as shipped), unvisited;
+:mod:`bench.operate` adds the cost of visits, a million-row ledger and idle memory.
 The ledger is filled before the start: :meth:`Ledger.enqueue_many` with each file's
 fingerprint as the service computes it (size, mtime_ns, inode on a local disk), then one SQL
 ``UPDATE`` marks every row done (the ledger has no bulk "complete"; claim/complete per file
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import common, library
+from bench import common, library, operate
 
 SUBFOLDERS = 10
 
@@ -99,7 +101,8 @@ def measure(work: Path, files: int, *, model: str, idle_seconds: float) -> dict[
             config = mroot / "whisperd.yaml"
             config.write_text(
                 f"inbox: {inbox}\noutbox: {mroot / 'outbox'}\nstate_dir: {state}\n"
-                f"model_dir: {common.MODELS}\ndefaults: {{model: {model}, language: en}}\n" + watch,
+                f"model_dir: {common.MODELS}\ndefaults: {{model: {model}, language: en}}\n"
+                'metrics: {listen: "127.0.0.1:0"}\n' + watch,
                 encoding="utf-8",
             )
             service = common.Service(mroot, config)
@@ -115,6 +118,10 @@ def measure(work: Path, files: int, *, model: str, idle_seconds: float) -> dict[
         for mode, s in services.items():
             cpu = common.tree_cpu(s.pid) - before[mode]
             out[mode]["idle_cpu_percent"] = round(100.0 * cpu / window, 3)
+        inotify = services["inotify"]
+        out["inotify"]["visited"] = operate.listener_under_use(
+            inotify, inotify.page_url(), idle_seconds
+        )
     finally:
         for s in services.values():
             s.stop()
@@ -188,7 +195,10 @@ def _library_ok(lib: dict[str, Any]) -> bool:
     )  # fmt: skip
 
 
-def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dict[str, Any]:
+def run(
+    work: Path, *, model: str, sizes: list[int], idle_seconds: float, ledger_rows: int,
+    unload_after: float,
+) -> dict[str, Any]:  # fmt: skip
     """Every size in turn; targets checked on the largest."""
     result: dict[str, Any] = {"idle_window_seconds": idle_seconds,
                               "empty_inbox_startup_seconds": baseline(work, model)}  # fmt: skip
@@ -197,8 +207,11 @@ def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dic
     result["burst"] = {str(n): burst(work, n, model=model) for n in sizes}
     videos = min(sizes)  # 10,000 in a full run
     result["library"] = library.measure(work, videos, model=model, idle_seconds=idle_seconds)
+    result["ledger"] = operate.large_ledger(work, ledger_rows, model)
+    result["idle_after_job"] = operate.idle_after_one_job(work, model, unload_after)
     largest = result[str(max(sizes))]
     modes = ("inotify", "polling")
+    ledger, idle = result["ledger"], result["idle_after_job"]
     result["targets"] = {
         f"startup {max(sizes)} files < 30 s": all(
             largest[m]["startup_seconds"] < 30 for m in modes
@@ -214,6 +227,15 @@ def run(work: Path, *, model: str, sizes: list[int], idle_seconds: float) -> dic
         ),
         f"library of {videos} subtitled videos: start < 30 s, none queued, idle CPU < 2%": (
             _library_ok(result["library"])
+        ),
+        "idle CPU < 2% with a scrape every 15 s and the page open": all(
+            result[str(n)]["inotify"]["visited"]["cpu_percent"] < 2 for n in sizes
+        ),
+        f"status < 2 s at {ledger['rows']:,} rows (process start included)": (
+            ledger["status_command_seconds"] < 2
+        ),
+        "idle RSS after unloading < RSS with the model loaded": (
+            idle["rss_mb_after_unload"] < idle["rss_mb_model_loaded"]
         ),
     }
     return result

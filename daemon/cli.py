@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
     p.add_argument("--failed", action="store_true", help="every failed file")
 
+    p = with_config(sub.add_parser("render", help="write outputs again from the stored JSON"))
+    p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
+    p.add_argument("--all", action="store_true", help="every done file")
+    p = with_config(sub.add_parser("requeue", help="transcribe done files again (new jobs)"))
+    p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
+    p.add_argument("--all-done", action="store_true", help="every done file")
+    p.add_argument("--folder", metavar="F", help="the done files in this inbox folder")
+
     p = with_config(sub.add_parser("transcribe", help="transcribe files named here, once"))
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", "-m", help="model name or checkpoint path")
@@ -109,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         logsetup.setup(cfg.log.level, cfg.log.format)
         return transcribe.run(cfg, args)
     cfg = _load(args.config)
-    logsetup.setup(cfg.log.level if command == "run" else "warning", cfg.log.format)
+    logsetup.setup(cfg.log.level if command in ("run", "render") else "warning", cfg.log.format)
     if command == "check-config":
         print(f"{cfg.path}: OK")
         return Exit.OK
@@ -132,7 +140,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         from daemon.commands import retry
 
         return retry.run(cfg, args.paths or None)
+    if command in ("render", "requeue"):
+        return _render_or_requeue(cfg, args)
     raise AssertionError(command)
+
+
+def _render_or_requeue(cfg: Config, args: argparse.Namespace) -> int:
+    everything = args.all if args.command == "render" else args.all_done
+    chosen = bool(args.paths) or everything or getattr(args, "folder", None) is not None
+    if not chosen or (everything and (args.paths or getattr(args, "folder", None))):
+        flags = "--all" if args.command == "render" else "--all-done or --folder F"
+        print(f"whisperd {args.command}: name files or folders, or pass {flags} (not both)",
+              file=sys.stderr)  # fmt: skip
+        return Exit.USAGE
+    if args.command == "render":
+        from daemon.commands import render
+
+        return render.run(cfg, None if everything else args.paths)
+    from daemon.commands import requeue
+
+    return requeue.run(cfg, None if everything else args.paths, args.folder)
 
 
 def _load(explicit: str | None, *, required: bool = True) -> Config:

@@ -17,6 +17,8 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 def display(name: str) -> str:
     """``name`` with undecodable bytes as ``\\xNN``, control characters and ``\\`` escaped."""
+    if name.isprintable() and "\\" not in name:  # the common case, without a loop
+        return name
     return "".join(_char(c) for c in name)
 
 

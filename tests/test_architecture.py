@@ -22,13 +22,38 @@ LEAVES = {
 }  # fmt: skip
 #: Each part of whisperd and the parts it may import, besides itself (and the leaves,
 #: unless the part is a leaf). Read top-down: cli → commands → service → the data path
-#: intake → queue → jobs → media / engines → models → outputs.
+#: intake → queue → jobs → media / engines → models → outputs; beside the path, web and
+#: notify (what the service shows and tells) over the queue.
 MAY_IMPORT: dict[str, set[str]] = {
     "__init__": set(),
     "__main__": {"cli"},
     "cli": {"commands", "service"},
-    "commands": {"service", "intake", "queue", "jobs", "media", "engines", "models", "outputs"},
-    "service": {"intake", "queue", "jobs", "engines", "models", "outputs", "mediaserver"},
+    "commands": {
+        "service",
+        "web",
+        "intake",
+        "queue",
+        "jobs",
+        "media",
+        "engines",
+        "models",
+        "outputs",
+    },
+    "service": {
+        "web",
+        "notify",
+        "intake",
+        "queue",
+        "jobs",
+        "engines",
+        "models",
+        "outputs",
+        "mediaserver",
+    },
+    # operating the service: the HTTP listener (metrics, status) and notifications; both read
+    # or store through the ledger's interface
+    "web": {"queue"},
+    "notify": {"queue"},
     "intake": {"media"},  # media.completeness: is the container whole?
     "queue": set(),
     "jobs": {"queue", "media", "engines", "models", "outputs"},

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from daemon.config.checks import config_problems, job_problems, located
 from daemon.config.messages import Loc, YamlLoader, line, show, translate, yaml_problem
+from daemon.config.operate import validate_targets
 from daemon.config.rules import derive, merge, sets, validate_rules
 from daemon.config.schema import Config
 from daemon.config.values import absolute
@@ -49,9 +50,12 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
         "model_dir": absolute(model_dir, path.parent) if usable else None,
     }
     rules, rule_errors = validate_rules(data.pop("folders", {}), context)
+    targets, target_errors = validate_targets(data.pop("notify", None))
     cfg = None
     try:
-        cfg = Config.model_validate({**data, "path": path, "folders": rules}, context=context)
+        cfg = Config.model_validate(
+            {**data, "path": path, "folders": rules, "notify": targets}, context=context
+        )
     except ValidationError as exc:
         errors += translate(exc, Config)
         if all(loc[:1] == ("defaults",) for loc, _ in errors):  # the rest can be cross-checked
@@ -59,7 +63,7 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
             errors += config_problems(
                 Config.model_validate({**rest, "path": path}, context=context)
             )
-    errors += rule_errors
+    errors += rule_errors + target_errors
     if cfg is not None and not errors:
         errors += config_problems(cfg)
         for problem in job_problems(cfg.defaults):

@@ -1,4 +1,5 @@
-"""The one file-name matcher, whisperd's own files, and what a ``ready_marker`` setting names.
+"""The one file-name matcher, whisperd's own files, what a ``ready_marker`` setting names,
+and folder patterns.
 
 :func:`name_matcher`: ``watch.include`` and ``watch.ignore`` globs, case-insensitive. The
 watcher (is this file a candidate? is this path component ignored?), the output naming
@@ -10,6 +11,9 @@ patterns say: with ``outputs_beside_source`` they are written into the inbox.
 :func:`marker_present`, :func:`marker_path`, :func:`folder_markers`: a ``ready_marker`` is
 a template naming one file's marker (``'{name}.ready'``) or a pattern for the folder's
 (``'*.done'``); intake waits for it, the worker removes it after success.
+
+:func:`rule_key`, :func:`rule_matches`: a folder pattern (the key of a folder rule, an entry
+of a notification target's ``folders``) and whether it covers a folder.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from daemon.config.tables import ERROR_SUFFIX, FORMATS, TEMP_SUFFIX
 
@@ -81,3 +86,33 @@ def marker_path(path: str, marker: str) -> str | None:
         return None
     folder, name = os.path.split(path)
     return os.path.join(folder, marker.format(name=name, stem=os.path.splitext(name)[0]))
+
+
+# --- folder patterns (the keys of folder rules, a notify target's folders) -----------------
+
+
+def is_glob(key: str) -> bool:
+    return any(c in key for c in "*?[")
+
+
+def rule_matches(key: str, parts: tuple[str, ...]) -> bool:
+    """Whether rule ``key`` matches the folder ``parts`` or one of its ancestors."""
+    pattern = key.split("/")
+    return len(parts) >= len(pattern) and all(map(fnmatch.fnmatchcase, parts, pattern))
+
+
+def rule_key(raw: Any) -> tuple[str, str | None]:
+    """The normalised rule key and a problem with it, if any."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return str(raw), "must be a folder name or pattern"
+    text = str(raw).strip()
+    if "\\" in text:
+        return text, "use '/' between folder names"
+    if text.startswith("/"):
+        return text, "must be relative to the inbox, like 'es' or 'clients/*'"
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return text, "must be a folder inside the inbox (no '..')"
+    if not parts:
+        return text, "the inbox itself is configured by defaults"
+    return "/".join(parts), None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 
 from daemon.config.checks import job_problems
 from daemon.config.messages import Loc, show, translate
+from daemon.config.patterns import is_glob, rule_key, rule_matches
 from daemon.config.schema import Config, JobSettings
 from daemon.errors import ConfigError
 
@@ -94,16 +94,6 @@ class Resolver:
             return self.cfg.defaults
 
 
-def is_glob(key: str) -> bool:
-    return any(c in key for c in "*?[")
-
-
-def rule_matches(key: str, parts: tuple[str, ...]) -> bool:
-    """Whether rule ``key`` matches the folder ``parts`` or one of its ancestors."""
-    pattern = key.split("/")
-    return len(parts) >= len(pattern) and all(map(fnmatchcase, parts, pattern))
-
-
 def merge(base: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
     """``rule`` over ``base``; ``subtitles`` merges key by key."""
     merged = dict(base)
@@ -117,23 +107,6 @@ def merge(base: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-def rule_key(raw: Any) -> tuple[str, str | None]:
-    """The normalised rule key and a problem with it, if any."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        return str(raw), "must be a folder name or pattern"
-    text = str(raw).strip()
-    if "\\" in text:
-        return text, "use '/' between folder names"
-    if text.startswith("/"):
-        return text, "must be relative to the inbox, like 'es' or 'clients/*'"
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return text, "must be a folder inside the inbox (no '..')"
-    if not parts:
-        return text, "the inbox itself is configured by defaults"
-    return "/".join(parts), None
 
 
 def sets(rule: Mapping[str, Any], dotted: str) -> bool:

@@ -31,6 +31,7 @@ from daemon.config.library import (
     Secret,
     ServerKind,
 )
+from daemon.config.operate import MetricsSettings, NotifyTarget
 from daemon.config.tables import IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
     ComputeTypeName,
@@ -349,6 +350,11 @@ class JobsSettings(_Settings):
         description="Seconds a running job may show no sign of life before the service "
         "stops feeding systemd's watchdog (which then restarts it).",
     )
+    history_days: OptionalPositive = Field(
+        90.0,
+        description="Days the ledger keeps done and failed rows of files no longer in the "
+        "inbox (pruned daily; the file is vacuumed when worthwhile); null: forever.",
+    )
     order: JobOrder = Field(
         "oldest",
         description="Which waiting file runs first: oldest (first queued) or newest (the "
@@ -399,6 +405,11 @@ class ModelsSettings(_Settings):
 
     cache_size: Count = Field(
         1, description="Models each worker keeps loaded (least recently used goes)."
+    )
+    unload_after: OptionalPositive = Field(
+        600.0,
+        description="Seconds a worker may stay idle before its models are unloaded (memory "
+        "and GPU memory released; the next job loads again); null: keep them loaded.",
     )
 
 
@@ -455,6 +466,14 @@ class Config(_Settings):
         "videos.",
     )
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+    metrics: MetricsSettings | None = Field(
+        default_factory=MetricsSettings,
+        description="HTTP listener for Prometheus metrics, /api/status and the status page; "
+        "null: off.",
+    )
+    notify: tuple[NotifyTarget, ...] = Field(
+        (), description="Notification targets (webhook or apprise), each with the events it wants."
+    )
 
     def beside_anywhere(self) -> bool:
         """Whether some folder writes its outputs beside its sources."""

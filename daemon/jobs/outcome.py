@@ -157,7 +157,8 @@ def failed(
 
 
 def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
-    """The transcripts of an earlier version no longer match the file: remove them."""
+    """The transcripts of an earlier version no longer match the file: remove them (not those
+    this job's own row lists: a done file queued again by ``whisperd requeue`` keeps them)."""
     try:
         previous = ledger.previous_done(job.path, job.id)
     except LedgerError:
@@ -165,6 +166,8 @@ def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
     if previous is None:
         return
     for rel in previous.outputs:
+        if rel in job.outputs:
+            continue
         path = from_ledger(cfg.outbox, rel)
         try:
             path.unlink(missing_ok=True)

@@ -27,9 +27,14 @@ service tells the media server); it must not block.
 
 The service sees a worker only through :meth:`Worker.snapshot` (one consistent value),
 :meth:`Worker.alive`, :meth:`Worker.wake`, :meth:`Worker.request_stop`,
-:meth:`Worker.cancel_job` and :meth:`Worker.join`. The heartbeat in the snapshot moves on
-every step of a job (checking, decoding, transcribing, writing), every few hundred packets
-decoded, and every window the engine transcribes.
+:meth:`Worker.cancel_job` and :meth:`Worker.join`, and hears of it through the
+:class:`~daemon.jobs.events.JobEvents` it passes in (a job started or finished and how, a
+model loaded, an error). The heartbeat in the snapshot moves on every step of a job
+(checking, decoding, transcribing, writing), every few hundred packets decoded, and every
+window the engine transcribes.
+
+Idle: after ``models.unload_after`` seconds without a job, the worker unloads its models
+and gives their memory back (GPU memory included); the next job loads them again.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from daemon.errors import (
     WhisperdError,
 )
 from daemon.jobs import library, outcome, pipeline
+from daemon.jobs.events import JobEvents, NoEvents, tell
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
 from daemon.outputs import discard, output_dir
@@ -87,6 +93,7 @@ class Worker:
         rules: Callable[[], Resolver],
         *,
         version: VersionPolicy,
+        events: JobEvents | None = None,
         clock: Callable[[], float] = time.time,
         on_written: Callable[[Path], None] = lambda source: None,
     ) -> None:
@@ -96,9 +103,14 @@ class Worker:
         self.ledger = ledger
         self._rules = rules
         self._version = version
+        self._events: JobEvents = events or NoEvents()
         self._clock = clock
         cfg = rules().cfg
-        self.cache = ModelCache(cfg.model_dir, cfg.models.cache_size, base_dir=cfg.path.parent)
+        self.cache = ModelCache(
+            cfg.model_dir, cfg.models.cache_size, base_dir=cfg.path.parent,
+            on_load=lambda *loaded: tell(self._events, "model_loaded", *loaded),
+        )  # fmt: skip
+        self._last_job = time.monotonic()  # for models.unload_after
         self._engines: dict[str, Engine] = {}
         self._activity = Activity(heartbeat=time.monotonic())
         self._pauses = 0  # environment errors in a row: the pause doubles with each
@@ -160,10 +172,21 @@ class Worker:
                 worked = False
                 self._stop_claiming.wait(LEDGER_RETRY)
             if not worked:
+                self._unload_if_idle()
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
         for engine in self._engines.values():
             engine.close()
+
+    def _unload_if_idle(self) -> None:
+        """``models.unload_after`` seconds without a job: unload the models, free the memory."""
+        seconds = self._rules().cfg.models.unload_after
+        idle = time.monotonic() - self._last_job
+        if seconds is None or idle < seconds or not self.cache.loaded():
+            return
+        models = self.cache.unload()
+        log.info("models_unloaded", worker=self.name, models=models, idle_seconds=round(idle),
+                 hint="the next job loads them again")  # fmt: skip
 
     def step(self) -> bool:
         """Claim and run one job; False when there was none to run."""
@@ -179,18 +202,22 @@ class Worker:
         if job is None:
             return False
         paused = self._activity
-        self._activity = Activity(job=job, step="starting", heartbeat=time.monotonic(),
+        started = time.monotonic()
+        self._activity = Activity(job=job, step="starting", heartbeat=started,
                                   paused=paused.paused)  # fmt: skip
         structlog.contextvars.bind_contextvars(
             job=job.id, path=job.path, folder=PurePosixPath(job.path).parent.as_posix()
         )
+        tell(self._events, "job_started", self.name, job)
         try:
-            self._process(rules, job)
+            after, how = self._process(rules, job)
         finally:
             structlog.contextvars.unbind_contextvars("job", "path", "folder")
             current = self._activity
             self._activity = Activity(heartbeat=time.monotonic(), paused=current.paused,
                                       paused_until=current.paused_until)  # fmt: skip
+            self._last_job = time.monotonic()
+        tell(self._events, "job_finished", self.name, after, how, time.monotonic() - started)
         return True
 
     def _beat(self, step: str | None = None) -> None:
@@ -200,35 +227,42 @@ class Worker:
 
     # --- one job ---
 
-    def _process(self, rules: Resolver, job: Job) -> None:
-        """One job from claim to recorded outcome; nothing escapes but BaseException."""
+    def _process(self, rules: Resolver, job: Job) -> tuple[Job, str]:
+        """One job from claim to recorded outcome: the job as it is now, and how it ended
+        (see :mod:`daemon.jobs.events`). Nothing escapes but BaseException."""
         cfg = rules.cfg
         source = cfg.inbox / job.path
         try:
-            if not self._source_current(rules, job, source):
-                return
-            self._run(rules, job, source)
+            ended = self._source_current(rules, job, source)
+            if ended is not None:
+                return ended
+            return self._run(rules, job, source)
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")
+            return replace(job, state="queued"), "cancelled"
         except WhisperdError as err:
+            tell(self._events, "error", err)
             if err.environment:
                 self._pause(job, err)
-            else:
-                self._fail(rules, job, str(err), transient=err.transient)
+                return replace(job, state="queued", last_error=str(err)), "paused"
+            return self._fail(rules, job, str(err), transient=err.transient)
         except Exception as err:  # a bug: keep the service alive, count an attempt
             log.exception("job_crashed", error=f"{type(err).__name__}: {err}")
-            self._fail(rules, job, f"internal error: {type(err).__name__}: {err}",
-                       transient=False)  # fmt: skip
+            tell(self._events, "error", err)
+            return self._fail(rules, job, f"internal error: {type(err).__name__}: {err}",
+                              transient=False)  # fmt: skip
 
-    def _run(self, rules: Resolver, job: Job, source: Path) -> None:
+    def _run(self, rules: Resolver, job: Job, source: Path) -> tuple[Job, str]:
         cfg = rules.cfg
         if cfg.uses_outbox() and not cfg.outbox.is_dir():
             raise OutboxUnavailableError(
                 f"the outbox {cfg.outbox} is missing", hint="check that its share is mounted"
             )
         settings = rules.resolve(PurePosixPath(job.path).parent).settings
-        if settings.skip_if_subtitles and self._skip(cfg, job, source, settings):
-            return
+        if settings.skip_if_subtitles:
+            reason = self._skip(cfg, job, source, settings)
+            if reason is not None:
+                return replace(job, state="skipped", last_error=reason), "skipped"
         done = pipeline.transcribe(
             source, settings=settings, engine=self._engine(settings.engine), limits=cfg.jobs,
             progress=self._progress_reporter(job), cancel=self._cancel, on_step=self._beat,
@@ -250,9 +284,9 @@ class Worker:
             "language": done.transcript.language,
         }
         try:
-            outcome.commit(self.ledger, cfg, job, staged, record=record, version=self._version,
-                           stop=self._stop_claiming, now=self._clock,
-                           settings=settings)  # fmt: skip
+            committed = outcome.commit(self.ledger, cfg, job, staged, record=record,
+                                       version=self._version, stop=self._stop_claiming,
+                                       now=self._clock, settings=settings)  # fmt: skip
         except BaseException:
             discard(staged)  # what was not renamed into place (a crash leaves them to finish)
             raise
@@ -260,37 +294,37 @@ class Worker:
         self._activity = replace(self._activity, paused=None, paused_until=0.0)
         if settings.outputs_beside_source:
             self._on_written(source)
+        return committed, "done"
 
-    def _skip(self, cfg: Config, job: Job, source: Path, settings: JobSettings) -> bool:
-        """Skip the job if the video has subtitles by now; whether it was skipped."""
+    def _skip(self, cfg: Config, job: Job, source: Path, settings: JobSettings) -> str | None:
+        """Skip the job if the video has subtitles by now: the reason, else None."""
         ours = library.our_outputs(cfg.outbox, self.ledger.history(job.path))
         reason = library.subtitled(source, settings, name_matcher(cfg.watch.include), ours=ours)
-        if reason is None:
-            return False
-        self.ledger.abandon(job.id, state="skipped", reason=reason, now=self._clock())
-        return True
+        if reason is not None:
+            self.ledger.abandon(job.id, state="skipped", reason=reason, now=self._clock())
+        return reason
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
             self._engines[name] = create(name, self.cache)
         return self._engines[name]
 
-    def _source_current(self, rules: Resolver, job: Job, source: Path) -> bool:
-        """The queued version is still the file on disk (else: gone or superseded)."""
+    def _source_current(self, rules: Resolver, job: Job, source: Path) -> tuple[Job, str] | None:
+        """None when the queued version is still the file on disk; else how the job ended
+        (gone, superseded, or a failed attempt to read it)."""
         try:
             state = check_version(source, job.fingerprint, self._version)
         except OSError as err:
             error = SourceReadError(f"{job.path}: cannot read the file ({err.strerror})")
-            self._fail(rules, job, str(error), transient=True)
-            return False
-        if state is SourceState.GONE:
-            self.ledger.abandon(job.id, state="gone", reason="the file disappeared",
-                                now=self._clock())  # fmt: skip
-        elif state is SourceState.CHANGED:
-            self.ledger.abandon(job.id, state="superseded",
-                                reason="the file changed after it was queued",
-                                now=self._clock())  # fmt: skip
-        return state is SourceState.CURRENT
+            tell(self._events, "error", error)
+            return self._fail(rules, job, str(error), transient=True)
+        if state is SourceState.CURRENT:
+            return None
+        gone = state is SourceState.GONE
+        ended = "gone" if gone else "superseded"
+        reason = "the file disappeared" if gone else "the file changed after it was queued"
+        self.ledger.abandon(job.id, state=ended, reason=reason, now=self._clock())
+        return replace(job, state=ended, last_error=reason), ended
 
     def _progress_reporter(self, job: Job) -> Callable[[float], None]:
         last = [0.0]
@@ -304,10 +338,16 @@ class Worker:
 
         return report
 
-    def _fail(self, rules: Resolver, job: Job, error: str, *, transient: bool) -> None:
-        outcome.failed(self.ledger, rules.cfg, job, error, transient=transient,
-                       stop=self._stop_claiming, now=self._clock,
-                       settings=rules.settings_for_file(job.path))  # fmt: skip
+    def _fail(self, rules: Resolver, job: Job, error: str, *, transient: bool) -> tuple[Job, str]:
+        """Record a failed attempt; the job after it, and ``failed`` or ``retry``."""
+        state = outcome.failed(self.ledger, rules.cfg, job, error, transient=transient,
+                               stop=self._stop_claiming, now=self._clock,
+                               settings=rules.settings_for_file(job.path))  # fmt: skip
+        try:
+            after = self.ledger.get(job.id)
+        except WhisperdError:
+            after = replace(job, state=state, last_error=error)
+        return after, "failed" if state == "failed" else "retry"
 
     def _requeue(self, job: Job, reason: str) -> None:
         outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,

@@ -3,11 +3,16 @@
 :func:`load` reads an openai-whisper checkpoint (verifying an imported one's sha256) or
 lets openai-whisper download an official one; :class:`ModelCache` keeps up to ``capacity``
 models of any engine loaded, evicting the least recently used one (and releasing its GPU
-memory). torch is imported only here, and only when a model is loaded.
+memory), tells ``on_load`` how long each load took, and :meth:`ModelCache.unload` empties it
+and gives the memory back (``models.unload_after``). torch is imported only here, and only
+when a model is loaded.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 import urllib.error
@@ -97,10 +102,19 @@ class ModelCache:
     :meth:`get_for` with a :class:`CacheKey`.
     """
 
-    def __init__(self, model_dir: Path, capacity: int = 1, base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        capacity: int = 1,
+        base_dir: Path | None = None,
+        *,
+        on_load: Callable[[str, float], None] | None = None,
+    ) -> None:
+        """``on_load(engine, seconds)`` hears of every model loaded (for the metrics)."""
         self.model_dir = model_dir
         self.base_dir = base_dir
         self.capacity = max(1, capacity)
+        self._on_load = on_load
         self._models: OrderedDict[CacheKey, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -122,6 +136,7 @@ class ModelCache:
                 self._models.move_to_end(key)
                 return self._models[key]
             self._evict(keep=self.capacity - 1)
+        started = time.monotonic()
         try:
             loaded = loader()
         except Exception as err:
@@ -143,6 +158,8 @@ class ModelCache:
             self._models[key] = loaded
             self._models.move_to_end(key)
             self._evict(keep=self.capacity)
+        if self._on_load is not None:
+            self._on_load(key.engine, time.monotonic() - started)
         return loaded
 
     def _evict(self, keep: int) -> None:
@@ -167,10 +184,37 @@ class ModelCache:
         for device in devices:
             _release_device_memory(device)
 
+    def unload(self) -> list[str]:
+        """Unload every model and give the memory back to the system; the models unloaded.
+
+        Besides dropping the models (and emptying torch's CUDA cache), the garbage is
+        collected and glibc asked to return free heap pages (``malloc_trim``): without it
+        the process keeps most of a CPU model's memory although nothing uses it.
+        """
+        with self._lock:
+            names = [k.model for k in self._models]
+        if not names:
+            return []
+        self.clear()
+        gc.collect()
+        _trim_heap()
+        return names
+
 
 def _out_of_memory(err: BaseException) -> bool:
     """CUDA's out-of-memory (torch's own class, or CTranslate2's RuntimeError text)."""
     return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def _trim_heap() -> None:
+    """glibc's ``malloc_trim(0)``: free heap pages back to the system (no-op elsewhere)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 def _release_device_memory(device: str) -> None:

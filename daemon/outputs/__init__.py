@@ -3,8 +3,9 @@
 Owns everything written into the outbox, or beside the source (``outputs_beside_source``):
 :mod:`.naming` (mirrored folders or the source's, the one stem function, collision-safe and
 length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json), :mod:`.atomic` (temp file,
-fsync, rename; leftover cleanup), :mod:`.error_file` (the ``.error.txt`` of a failed file)
-and :mod:`.sidecars` (the subtitle files that already lie beside a video).
+fsync, rename; leftover cleanup), :mod:`.error_file` (the ``.error.txt`` of a failed file),
+:mod:`.sidecars` (the subtitle files that already lie beside a video) and :mod:`.stored` (a
+JSON output read back into a transcript, for ``whisperd render``).
 
 May import: :mod:`daemon.config`, :mod:`daemon.transcript`, :mod:`daemon.errors`,
 :mod:`daemon.whisper_parts`. The bottom of the data path: it imports no other stage.
@@ -34,6 +35,7 @@ from daemon.outputs.naming import (
     plan_outputs,
     source_stem,
 )
+from daemon.outputs.stored import StoredTranscriptError, missing_words, read_transcript
 from daemon.outputs.writers import render, render_json, stage_outputs, write_outputs
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "NAME_MAX",
     "TEMP_SUFFIX",
     "Staged",
+    "StoredTranscriptError",
     "cleanup_temp_files",
     "colliding_stem",
     "discard",
@@ -52,10 +55,12 @@ __all__ = [
     "is_temp_file",
     "ledger_name",
     "mirror_dir",
+    "missing_words",
     "output_dir",
     "output_paths",
     "plan_outputs",
     "publish",
+    "read_transcript",
     "render",
     "render_json",
     "source_stem",

@@ -4,6 +4,8 @@ Owns every job's state from the moment a version of a file is enqueued until it 
 failed, superseded or gone: :mod:`.interface` (what the rest of whisperd may call),
 :mod:`.store` (the SQLite backend), :mod:`.transitions` (the worker's side: claim, the
 two-phase commit, outcomes, recovery), :mod:`.versions` (how a version enters),
+:mod:`.housekeeping` (pruning, vacuum, requeueing done files), :mod:`.deliveries` (the
+notification queue, stored beside the jobs),
 :mod:`.schema` (tables, migrations,
 connections), :mod:`.scheduling` (which job runs next), :mod:`.policy` (attempts, backoff,
 transient vs permanent), :mod:`.reports` (read-only queries) and :mod:`.job` (the row type).
@@ -11,8 +13,9 @@ transient vs permanent), :mod:`.reports` (read-only queries) and :mod:`.job` (th
 May import: :mod:`daemon.config`, :mod:`daemon.version`, :mod:`daemon.errors`.
 """
 
+from daemon.queue.deliveries import Deliveries, Delivery, DeliveryStore
 from daemon.queue.interface import JobStore
-from daemon.queue.job import FINAL_STATES, KNOWN_STATES, STATES, Job
+from daemon.queue.job import FINAL_STATES, KNOWN_STATES, STATES, Brief, Job
 from daemon.queue.policy import INTERRUPTED, TRANSIENT_MAX_ATTEMPTS, RetryPolicy
 from daemon.queue.schema import FILENAME, SCHEMA_VERSION
 from daemon.queue.store import Ledger, open_ledger
@@ -27,6 +30,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATES",
     "TRANSIENT_MAX_ATTEMPTS",
+    "Brief",
+    "Deliveries",
+    "Delivery",
+    "DeliveryStore",
     "Job",
     "JobStore",
     "Ledger",

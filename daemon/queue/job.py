@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from daemon.version import Fingerprint
 
@@ -78,6 +79,21 @@ class Job:
             staged=row["staged"],
             source_action=row["source_action"],
         )
+
+
+class Brief(NamedTuple):
+    """A job in brief: what a summary counts, without the wide columns (settings, outputs,
+    errors); :meth:`~daemon.queue.interface.JobStore.jobs` fetches the rest by id."""
+
+    id: int
+    path: str
+    state: str
+    enqueued_at: float
+    started_at: float | None
+    finished_at: float | None
+    audio_seconds: float | None
+    processing_seconds: float | None
+    model: str
 
 
 def inode_to_db(inode: int | None) -> int | None:

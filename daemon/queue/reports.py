@@ -33,9 +33,16 @@ class Reports:
     def counts(self) -> dict[str, int]:
         """Rows per state, every state present (0 when none)."""
         counts = dict.fromkeys(STATES, 0)
-        for state, n in self._read("SELECT state, count(*) FROM jobs GROUP BY state"):
+        for state, n in self._read("SELECT state, n FROM job_counts"):  # kept by triggers
             counts[state] = n
         return counts
+
+    def totals(self, state: str = "done") -> tuple[float, float]:
+        """Audio and processing seconds of every row in ``state`` (kept by triggers)."""
+        rows = self._read(
+            "SELECT audio_seconds, processing_seconds FROM job_counts WHERE state = ?", (state,)
+        )
+        return (float(rows[0][0]), float(rows[0][1])) if rows else (0.0, 0.0)
 
     def in_state(self, state: str, limit: int = 20) -> list[Job]:
         """Jobs in ``state``, most recently changed first."""
@@ -61,7 +68,8 @@ class Reports:
     def recent_failures(self, limit: int = 20) -> list[Job]:
         """Failed jobs, most recent first."""
         rows = self._read(
-            "SELECT * FROM jobs WHERE state = 'failed' ORDER BY finished_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM jobs INDEXED BY jobs_failed WHERE state = 'failed' "
+            "ORDER BY finished_at DESC, id DESC LIMIT ?",
             (limit,),
         )
         return [Job.from_row(r) for r in rows]
@@ -87,7 +95,7 @@ class Reports:
         """Audio seconds transcribed per wall second over jobs done in the last window."""
         now = time.time() if now is None else now
         (total,) = self._read(
-            "SELECT total(audio_seconds) FROM jobs "
+            "SELECT total(audio_seconds) FROM jobs INDEXED BY jobs_finished "
             "WHERE state = 'done' AND finished_at > ? AND finished_at <= ?",
             (now - window_seconds, now),
         )[0]

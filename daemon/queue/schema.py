@@ -20,7 +20,7 @@ from daemon.errors import LedgerError
 log = structlog.get_logger(__name__)
 
 FILENAME = "ledger.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 CORRUPT_HINT = (
@@ -99,7 +99,65 @@ _SCHEMA_V2 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# Schema 3: the notification queue (``deliveries``: one row per event and target, stored
+# before it is sent; :mod:`daemon.queue.deliveries`); ``job_counts``, the rows per state and
+# their audio and processing seconds, kept by triggers, so ``status``, the status page and
+# every metrics scrape read a handful of rows instead of adding up a million; a partial
+# index of failed rows by time (recent failures) and one of settled rows by time (the daily
+# pruning, :mod:`daemon.queue.housekeeping`). A later migration that rebuilds ``jobs`` (as
+# schema 2 did) drops its triggers with it: it must run :data:`COUNTERS` again.
+_ADD = (
+    "INSERT INTO job_counts (state, n, audio_seconds, processing_seconds) "
+    "VALUES (NEW.state, 1, coalesce(NEW.audio_seconds, 0), coalesce(NEW.processing_seconds, 0)) "
+    "ON CONFLICT (state) DO UPDATE SET n = n + 1, audio_seconds = audio_seconds + "
+    "excluded.audio_seconds, processing_seconds = processing_seconds + excluded.processing_seconds;"
+)
+_SUBTRACT = (
+    "UPDATE job_counts SET n = n - 1, audio_seconds = audio_seconds - "
+    "coalesce(OLD.audio_seconds, 0), processing_seconds = processing_seconds - "
+    "coalesce(OLD.processing_seconds, 0) WHERE state = OLD.state;"
+)
+COUNTERS = (
+    "DELETE FROM job_counts",
+    "INSERT INTO job_counts (state, n, audio_seconds, processing_seconds) SELECT state, "
+    "count(*), total(audio_seconds), total(processing_seconds) FROM jobs GROUP BY state",
+    "DROP TRIGGER IF EXISTS jobs_count_insert",
+    "DROP TRIGGER IF EXISTS jobs_count_update",
+    "DROP TRIGGER IF EXISTS jobs_count_delete",
+    f"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN {_ADD} END",
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, audio_seconds, processing_seconds "
+    "ON jobs WHEN OLD.state IS NOT NEW.state OR OLD.audio_seconds IS NOT NEW.audio_seconds "
+    f"OR OLD.processing_seconds IS NOT NEW.processing_seconds BEGIN {_SUBTRACT} {_ADD} END",
+    f"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN {_SUBTRACT} END",
+)
+_SCHEMA_V3 = (
+    """
+    CREATE TABLE deliveries (
+        seq        INTEGER PRIMARY KEY,          -- insertion order
+        id         TEXT    NOT NULL UNIQUE,      -- uuid4 hex: X-Whisperd-Delivery, for dedup
+        target     TEXT    NOT NULL,             -- the target's key (its name, or kind:hash)
+        event      TEXT    NOT NULL,             -- done | failed | folder_idle
+        body       BLOB    NOT NULL,             -- the JSON document, UTF-8, exactly as sent
+        state      TEXT    NOT NULL DEFAULT 'pending'
+                           CHECK (state IN ('pending', 'sent', 'given_up')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        created_at REAL    NOT NULL,             -- epoch seconds; give-up counts from here
+        next_at    REAL    NOT NULL,             -- epoch seconds; due when next_at <= now
+        updated_at REAL    NOT NULL,
+        last_error TEXT
+    )
+    """,
+    "CREATE INDEX deliveries_due ON deliveries (target, next_at, seq) WHERE state = 'pending'",
+    "CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE state != 'pending'",
+    "CREATE TABLE job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL, "
+    "audio_seconds REAL NOT NULL, processing_seconds REAL NOT NULL) WITHOUT ROWID",
+    *COUNTERS,
+    "CREATE INDEX jobs_failed ON jobs (finished_at) WHERE state = 'failed'",
+    "CREATE INDEX jobs_settled ON jobs (finished_at) "
+    "WHERE state IN ('done', 'failed', 'superseded', 'gone', 'skipped')",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -42,6 +42,8 @@ from typing import Any
 import structlog
 
 from daemon.errors import LedgerError
+from daemon.queue.deliveries import Deliveries
+from daemon.queue.housekeeping import Housekeeping
 from daemon.queue.job import KNOWN_STATES, Job, inode_from_db, path_filter, version_key
 from daemon.queue.reports import Reports
 from daemon.queue.schema import CORRUPT_HINT, FILENAME, connect
@@ -58,7 +60,7 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-class Ledger(Transitions, Reports):
+class Ledger(Transitions, Reports, Housekeeping):
     """The durable job queue in ``<state_dir>/ledger.sqlite3`` (pass the file's path)."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -76,6 +78,7 @@ class Ledger(Transitions, Reports):
             raise LedgerError(
                 f"{self.path}: not a usable whisperd ledger ({exc})", CORRUPT_HINT
             ) from exc
+        self.deliveries = Deliveries(self)  # the notification queue, on this connection
 
     # --- plumbing ---
 
@@ -113,6 +116,17 @@ class Ledger(Transitions, Reports):
                     raise
             except sqlite3.Error as exc:
                 raise LedgerError(f"{self.path}: {op} failed: {exc}") from exc
+
+    @contextmanager
+    def _vacuum(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock, outside any transaction (for ``VACUUM``)."""
+        if self.readonly:
+            raise LedgerError(f"{self.path}: opened read-only, cannot vacuum")
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise LedgerError(f"{self.path}: vacuum failed: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

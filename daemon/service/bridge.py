@@ -11,7 +11,9 @@ needs and turns its findings into versions:
 * incomplete files are recorded ``incomplete`` with the reason (``whisperd status`` lists
   them) until they change; those unchanged for ``watch.incomplete_timeout`` fail;
 * a file that disappears (seen by the watcher, or missing from a full scan): its waiting
-  versions are gone, and the ``.error.txt`` of a failed one is removed;
+  versions are gone, and the ``.error.txt`` of a failed one is removed; its outputs in the
+  outbox are kept (they are the transcripts people came for), and so is its done row, until
+  ``jobs.history_days`` prunes it;
 * ``is_known`` answers from a snapshot of the known versions taken at the start of every
   full scan (one query instead of one per file), and from the ledger itself between scans,
   so a file moved out and back in is seen as the revived version it is;
@@ -56,6 +58,7 @@ class IntakeBridge:
         *,
         on_queued: Callable[[], None] = lambda: None,
         keepalive: Callable[[], None] = lambda: None,
+        on_scan: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._keepalive = keepalive
@@ -63,6 +66,7 @@ class IntakeBridge:
         self._rules = rules
         self._version = version
         self._on_queued = on_queued
+        self._on_scan = on_scan
         self._clock = clock
         self._ready: list[NewVersion] = []
         self._known: set[tuple[str, Fingerprint]] | None = None
@@ -104,6 +108,7 @@ class IntakeBridge:
         for rel in self._ledger.unsettled_paths():
             if rel not in present:
                 self.on_gone(rel)
+        self._on_scan()
 
     def on_gone(self, rel: str) -> None:
         self._to_judge.pop(rel, None)

@@ -12,7 +12,10 @@ Signals (decided once, here; handlers only count them, the main loop acts):
   ledger and is finished or queued again at the next start (:mod:`.startup`);
 * SIGHUP: reload the configuration; an invalid one is rejected (its errors logged) and the old
   one stays. Folder rules, job defaults, watch and log settings apply at once; a change of
-  state_dir, model_dir, workers or models needs a restart (logged).
+  state_dir, model_dir, workers, models, metrics or notify needs a restart (logged).
+
+Besides intake and the workers, the service runs the HTTP listener (metrics, status page),
+the notifier and the daily housekeeping (:mod:`.observe`, :mod:`.housekeeping`).
 
 Media server: with ``media_server.kind`` set, a :class:`~daemon.mediaserver.Refresher` is
 started before the workers (a missing token stops the start with a configuration error),
@@ -41,11 +44,14 @@ from daemon.jobs.worker import Worker
 from daemon.lock import StateLock
 from daemon.mediaserver import Refresher
 from daemon.mediaserver import start as start_refresher
-from daemon.queue import JobStore, open_ledger
+from daemon.queue import Job, JobStore, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
+from daemon.service.housekeeping import Housekeeper
+from daemon.service.observe import Observers
 from daemon.systemd import Notifier
 from daemon.version import VersionPolicy
+from daemon.web import STATUS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +62,15 @@ INCOMPLETE_EVERY = 60.0  # seconds between looks for incomplete files past their
 ACTIONS_EVERY = 30.0  # seconds between looks for postponed on_success actions
 JOIN_STEP = 0.2  # seconds: the bounded wait used while stopping
 STOP_GRACE = 10.0  # seconds after cancelling before a stuck job is requeued by the service
-RESTART_ONLY = ("state_dir", "model_dir", "workers", "models", "media_server")  # not reloaded
+RESTART_ONLY = (
+    "state_dir",
+    "model_dir",
+    "workers",
+    "models",
+    "media_server",
+    "metrics",
+    "notify",
+)  # not applied by a reload
 
 
 class Service:
@@ -72,6 +86,8 @@ class Service:
         self.watcher: Watcher | None = None
         self.bridge: IntakeBridge | None = None
         self.workers: list[Worker] = []
+        self.observers: Observers | None = None
+        self.housekeeper: Housekeeper | None = None
         self.version = VersionPolicy()
         self.interrupted = False  # the first stop signal was SIGINT (exit status 130)
         self._stop_requests = 0
@@ -108,7 +124,8 @@ class Service:
     # --- lifecycle ---
 
     def start(self) -> None:
-        """Lock, open the ledger, finish what a stop left, start workers and the watcher."""
+        """Lock, open the ledger, finish what a stop left, start the listener, the notifier,
+        the workers, the watcher and the housekeeping."""
         cfg = self.cfg
         self.lock.acquire()
         self.refresher = start_refresher(cfg.media_server, self.env)  # no token: stop here
@@ -121,21 +138,33 @@ class Service:
             )  # fmt: skip
         self.ledger = ledger = open_ledger(cfg.state_dir)
         startup.make_folders(ledger, cfg)
-        self.version = startup.run(ledger, cfg)
+        settled: list[Job] = []  # brought to an end by the start-up steps: notified below
+        self.version = startup.run(ledger, cfg, settled)
+        self.observers = observers = Observers(cfg, ledger, self.rules,
+                                               network_inbox=facts(cfg.inbox).network)  # fmt: skip
+        observers.start_listener()  # first: a port in use stops the start before any work
+        if observers.notifier is not None:
+            observers.start_notifier([*settled, *ledger.in_state("queued", limit=-1)])
         written = self.refresher.submit if self.refresher else (lambda source: None)
         for index, spec in enumerate(cfg.workers):
             worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
-                            version=self.version, on_written=written)  # fmt: skip
+                            version=self.version, events=observers,
+                            on_written=written)  # fmt: skip
             self.workers.append(worker)
+            observers.workers.append(worker)
             worker.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
                                    on_queued=self._wake_workers,
-                                   keepalive=self._keepalive)  # fmt: skip
+                                   keepalive=self._keepalive,
+                                   on_scan=observers.scan_done)  # fmt: skip
         self.watcher = self._new_watcher(cfg)
         self.watcher.start()
         self._step_watcher()  # the start-up reconciliation scan, before READY
+        self.housekeeper = Housekeeper(ledger, lambda: self.cfg)
+        self.housekeeper.start()
         log.info("service started", inbox=str(cfg.inbox), outbox=str(cfg.outbox),
-                 mode=self.watcher.mode, workers=[w.name for w in self.workers])  # fmt: skip
+                 mode=self.watcher.mode, workers=[w.name for w in self.workers],
+                 status_page=observers.url)  # fmt: skip
         self.notifier.ready(self._health().line())
 
     def _new_watcher(self, cfg: Config) -> Watcher:
@@ -163,7 +192,9 @@ class Service:
         try:
             self.watcher.step()
         finally:
-            self.bridge.flush()
+            recorded = self.bridge.flush()
+            if recorded and self.observers is not None:
+                self.observers.jobs_recorded(recorded)
 
     def _keepalive(self) -> None:
         """Called during long scans: keep systemd's watchdog fed while the scan is busy."""
@@ -230,8 +261,9 @@ class Service:
         if self.refresher is not None:
             server = {**self.refresher.counters, "pending": self.refresher.pending_count}
         checking = self.bridge.checking if self.bridge is not None else 0
+        url = self.observers.url if self.observers is not None else None
         return health.observe(depth, self.workers, self.watcher, checking=checking,
-                              media_server=server)  # fmt: skip
+                              media_server=server, status_page=url)  # fmt: skip
 
     def _publish_status(self, now: float) -> None:
         """STATUS= and the status record: at once when something changed, else now and then."""
@@ -247,7 +279,7 @@ class Service:
         self.notifier.status(current.line())
         if self.ledger is not None and (changed or now - self._last["record"] >= RECORD_EVERY):
             try:
-                self.ledger.set_meta(health.STATUS_KEY, current.record(os.getpid()))
+                self.ledger.set_meta(STATUS_KEY, current.record(os.getpid()))
                 self._recorded, self._last["record"] = current, now
             except WhisperdError as err:
                 log.error("status record failed", error=str(err))
@@ -275,9 +307,16 @@ class Service:
         self._wait_workers(STOP_GRACE)
         # 4. a job in a step that cannot be cancelled: the service requeues it itself
         self._requeue_stuck()
-        # 5. the media server: one last, bounded attempt for the rescans still pending
+        # 5. the media server: one last, bounded attempt for the rescans still pending;
+        #    housekeeping ends (between two prune batches), the notifier stores the summaries
+        #    of folders still settling (sent after the next start), the listener stops
         if self.refresher is not None:
             self.refresher.close()
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+        if self.observers is not None:
+            self.observers.stop_notifier()
+            self.observers.stop_listener()
         # 6. close the ledger and release the lock
         if self.ledger is not None:
             self.ledger.close()
@@ -322,6 +361,8 @@ class Service:
         self.rules = Resolver(
             new.model_copy(update={key: getattr(old, key) for key in RESTART_ONLY})
         )
+        if self.observers is not None:
+            self.observers.reloaded(self.rules)
         logsetup.setup(new.log.level, new.log.format)
         if (new.inbox, new.watch) != (old.inbox, old.watch):
             assert self.watcher is not None

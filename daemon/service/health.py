@@ -19,8 +19,6 @@ from daemon.intake import Watcher
 from daemon.jobs.worker import Worker
 from daemon.text import display
 
-STATUS_KEY = "service_status"
-
 
 @dataclass
 class Health:
@@ -33,6 +31,7 @@ class Health:
     waiting: dict[str, int] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     media_server: dict[str, int] | None = None  # the refresher's counters and pending folders
+    status_page: str | None = None  # the listener's URL (metrics: set)
 
     def line(self) -> str:
         """The STATUS= line: queue, what runs, and why anything waits."""
@@ -54,6 +53,7 @@ class Health:
             "pid": pid, "at": time.time(), "queue": self.queue, "running": self.running,
             "paused": self.paused, "inbox_missing": self.inbox_missing,
             "waiting": self.waiting, "refused": self.refused, "media_server": self.media_server,
+            "status_page": self.status_page,
         }, ensure_ascii=True)  # fmt: skip
 
 
@@ -64,11 +64,13 @@ def observe(
     *,
     checking: int = 0,
     media_server: dict[str, int] | None = None,
+    status_page: str | None = None,
 ) -> Health:
     """Collect the health of the workers and the watcher; ``checking``: files waiting to be
-    checked for subtitles; ``media_server``: the refresher's counters."""
+    checked for subtitles; ``media_server``: the refresher's counters; ``status_page``: the
+    listener's URL."""
     now = time.monotonic()
-    health = Health(queue=queue, media_server=media_server)
+    health = Health(queue=queue, media_server=media_server, status_page=status_page)
     for worker in workers:
         activity = worker.snapshot()
         if activity.job is not None:

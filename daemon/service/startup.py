@@ -29,7 +29,7 @@ from daemon.errors import OutputWriteError
 from daemon.intake import facts
 from daemon.jobs.outcome import after_success
 from daemon.outputs import Staged, cleanup_temp_files, finish, ledger_name, write_error_file
-from daemon.queue import JobStore
+from daemon.queue import Job, JobStore
 from daemon.version import VersionPolicy
 
 log = structlog.get_logger(__name__)
@@ -76,8 +76,11 @@ def version_policy(ledger: JobStore, inbox: Path) -> VersionPolicy:
     return VersionPolicy(use_inode=recorded == "inode")
 
 
-def finish_commits(ledger: JobStore, cfg: Config, version: VersionPolicy) -> int:
-    """Publish and record the jobs whose outputs were staged when the service stopped."""
+def finish_commits(
+    ledger: JobStore, cfg: Config, version: VersionPolicy, settled: list[Job] | None = None
+) -> int:
+    """Publish and record the jobs whose outputs were staged when the service stopped
+    (appended to ``settled``, for the notifications)."""
     finished = 0
     for job in ledger.staged_jobs():
         record = json.loads(job.staged or "{}")
@@ -106,6 +109,8 @@ def finish_commits(ledger: JobStore, cfg: Config, version: VersionPolicy) -> int
         )
         after_success(ledger, cfg, done, version, time.time)
         finished += 1
+        if settled is not None:
+            settled.append(done)
     return finished
 
 
@@ -115,10 +120,13 @@ def finish_source_actions(ledger: JobStore, cfg: Config, version: VersionPolicy)
         after_success(ledger, cfg, job, version, time.time)
 
 
-def recover(ledger: JobStore, cfg: Config) -> None:
-    """Running jobs back to the queue; over the crash limit: failed, with .error.txt."""
+def recover(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> None:
+    """Running jobs back to the queue; over the crash limit: failed, with .error.txt (and
+    appended to ``settled``, for the notifications)."""
     recovery = ledger.recover(crash_limit=cfg.jobs.crash_limit)
     rules = Resolver(cfg)
+    if settled is not None:
+        settled.extend(recovery.failed)
     for job in recovery.failed:
         log.error("job_failed_after_crashes", path=job.path, crashes=job.crashes,
                   error=job.last_error)  # fmt: skip
@@ -127,12 +135,15 @@ def recover(ledger: JobStore, cfg: Config) -> None:
                          settings=rules.settings_for_file(job.path))  # fmt: skip
 
 
-def run(ledger: JobStore, cfg: Config) -> VersionPolicy:
-    """Every start-up step, in order (see the module docstring); the version policy."""
+def run(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> VersionPolicy:
+    """Every start-up step, in order (see the module docstring); the version policy.
+
+    ``settled`` receives the jobs these steps brought to an end (a commit finished: done;
+    over the crash limit: failed), so that they are notified like any other."""
     version = version_policy(ledger, cfg.inbox)
-    finish_commits(ledger, cfg, version)
+    finish_commits(ledger, cfg, version, settled)
     finish_source_actions(ledger, cfg, version)
-    recover(ledger, cfg)
+    recover(ledger, cfg, settled)
     used = ((cfg.outbox, cfg.uses_outbox()), (cfg.inbox, cfg.beside_anywhere()))
     for folder in [folder for folder, written in used if written]:
         removed = cleanup_temp_files(folder)

@@ -15,6 +15,7 @@ from daemon.config import (
     WorkerSettings,
     load_config,
 )
+from daemon.config.operate import AppriseTarget, MetricsSettings, WebhookTarget
 from tests.config.support import SAMPLE
 
 # --- the sample config --------------------------------------------------------------------
@@ -43,6 +44,24 @@ def test_sample_config_values_are_the_schema_defaults() -> None:
     assert config.workers == (WorkerSettings(),)
     assert config.models == ModelsSettings()
     assert config.log == LogSettings()
+    assert config.metrics == MetricsSettings()
+    assert config.notify == ()
+
+
+def test_every_notify_key_is_in_the_commented_example() -> None:
+    """The notify example is comments (a live target would post from every install)."""
+    text = SAMPLE.read_text(encoding="utf-8")
+    example = text[text.index("# notify:") :]
+    example_yaml = "\n".join(line.lstrip()[2:] for line in example.splitlines()
+                              if line.lstrip().startswith("# "))  # fmt: skip
+    targets = yaml.safe_load(example_yaml[example_yaml.index("notify:") :])["notify"]
+    webhook, apprise = ({("on" if k is True else k) for k in target} for target in targets)
+    assert set(WebhookTarget.model_fields) == webhook  # every key, shown once
+    assert set(AppriseTarget.model_fields) <= apprise | webhook and "secret" not in apprise
+    for model in (WebhookTarget, AppriseTarget):
+        assert all(f.description for f in model.model_fields.values()), model
+    cfg = load_config(SAMPLE)
+    assert cfg.notify == ()
 
 
 def _schema_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()):
@@ -51,6 +70,8 @@ def _schema_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()):
         if name == "path":  # set by the loader, not written in the file
             continue
         yield (*prefix, name), field
+        if name == "notify":  # a list of targets, shown as a commented-out example
+            continue
         inner = field.annotation
         while getattr(inner, "__args__", None) and not isinstance(inner, type):
             inner = inner.__args__[0]  # tuple[WorkerSettings, ...] -> WorkerSettings
@@ -70,6 +91,9 @@ def test_every_schema_key_is_described_and_commented_in_the_sample() -> None:
         for part in dotted:
             if isinstance(node, yaml.SequenceNode):  # workers: look inside the first item
                 node = node.value[0]
+            if isinstance(node, yaml.ScalarNode):  # 'auth: null': its keys named in the comment
+                assert part in lines[line - 1], f"{'.'.join(dotted)} is not shown in the comment"
+                break
             match = [(k, v) for k, v in node.value if k.value == part]
             assert match, f"{'.'.join(dotted)} is missing from {SAMPLE.name}"
             line, node = match[0][0].start_mark.line, match[0][1]

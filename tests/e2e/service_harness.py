@@ -68,7 +68,8 @@ class Service:
         watch: dict | None = None,
     ) -> None:
         """The test config; ``extra``: more top-level YAML; ``jobs``, ``defaults`` and
-        ``watch``: overrides in those sections."""
+        ``watch``: overrides in those sections. The listener takes a free port (tests run
+        side by side) unless ``extra`` sets ``metrics:``; :meth:`url` finds it."""
         settings = {"retry_backoff": 0.1, "retry_backoff_max": 0.2, "stop_timeout": 10,
                     **(jobs or {})}  # fmt: skip
         self.config.write_text(
@@ -76,7 +77,9 @@ class Service:
             f"model_dir: {ROOT / 'models'}\n"
             f"defaults: {json.dumps({'model': 'tiny.en', **(defaults or {})})}\n"
             f"watch: {json.dumps({**FAST_WATCH, **(watch or {})})}\n"
-            f"jobs: {json.dumps(settings)}\n" + extra,
+            f"jobs: {json.dumps(settings)}\n"
+            + ("" if "metrics:" in extra else 'metrics: {listen: "127.0.0.1:0"}\n')
+            + extra,
             encoding="utf-8",
         )
 
@@ -172,6 +175,10 @@ class Service:
         result = self.cli("status", "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
+
+    def url(self, timeout: float = 30) -> str:
+        """The status page's URL, as the running service recorded it (``http://host:port/``)."""
+        return wait_for(lambda: self.status()["service_status"].get("status_page"), timeout)
 
     def jobs(self) -> list:
         """Each path's newest version, read straight from the ledger (read-only)."""

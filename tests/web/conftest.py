@@ -1,0 +1,3 @@
+"""Fixtures of the web tests: the headless browser."""
+
+from tests.web.browser import browser  # noqa: F401 - a fixture
