@@ -20,3 +20,24 @@ def model_dir() -> Path:
         if not (target / f"{name}.pt").is_file():
             models.import_model(source_dirs(name), name, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); skips without one."""
+    from tests import postgres
+
+    reason = postgres.unavailable()
+    if reason:
+        pytest.skip(f"no PostgreSQL for this test: {reason}")
+    server = postgres.Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    """The dsn of a new, empty database on the session's server (dropped afterwards)."""
+    dsn = pg_server.create_database()
+    yield dsn
+    pg_server.drop_database(dsn)

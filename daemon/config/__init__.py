@@ -12,6 +12,7 @@ A leaf: every package may import it; it imports only :mod:`daemon.errors` and
 """
 
 from daemon.config.load import (
+    DSN_VAR,
     ENV_VAR,
     LOCAL_CONFIG,
     SYSTEM_CONFIG,
@@ -32,8 +33,10 @@ from daemon.config.schema import (
     Config,
     JobSettings,
     JobsSettings,
+    LedgerSettings,
     LogSettings,
     ModelsSettings,
+    NodeSettings,
     SubtitleSettings,
     WatchSettings,
     WorkerSettings,
@@ -52,6 +55,7 @@ from daemon.config.values import model_name
 
 __all__ = [
     "COMPUTE_TYPES",
+    "DSN_VAR",
     "ENGINES",
     "ENV_VAR",
     "FORMATS",
@@ -65,9 +69,11 @@ __all__ = [
     "Config",
     "JobSettings",
     "JobsSettings",
+    "LedgerSettings",
     "LogSettings",
     "ModelsSettings",
     "NameMatcher",
+    "NodeSettings",
     "Resolved",
     "Resolver",
     "SubtitleSettings",

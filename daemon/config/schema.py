@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from daemon.config.tables import FORMATS, IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
     ComputeTypeName,
+    BackendName,
     Count,
     Device,
     EngineName,
@@ -27,7 +28,10 @@ from daemon.config.values import (
     LogFormat,
     LogLevel,
     ModelRef,
+    ModelRefs,
+    NodeName,
     OptionalCount,
+    OptionalFile,
     OptionalFolder,
     OptionalFraction,
     OptionalGlobs,
@@ -290,6 +294,43 @@ class ModelsSettings(_Settings):
     )
 
 
+class LedgerSettings(_Settings):
+    """Where the job ledger lives: SQLite in state_dir (one server), or PostgreSQL (several)."""
+
+    backend: BackendName = Field(
+        "sqlite",
+        description="sqlite (in state_dir, one server) or postgresql (several servers share "
+        "one inbox; pip install 'whisperd[postgresql]').",
+    )
+    dsn: OptionalText = Field(
+        None,
+        description="postgresql: the libpq connection string or URI; $WHISPERD_LEDGER_DSN "
+        "overrides it (keep passwords out of this file: use it, dsn_file or ~/.pgpass).",
+    )
+    dsn_file: OptionalFile = Field(
+        None, description="postgresql: a file holding the connection string, instead of dsn."
+    )
+    lease_seconds: Positive = Field(
+        60.0,
+        description="postgresql: a job claimed by a server that stops renewing its lease "
+        "(dead, paused, cut off) is taken by another after this many seconds.",
+    )
+
+
+class NodeSettings(_Settings):
+    """This server among several sharing one PostgreSQL ledger."""
+
+    name: NodeName = Field(
+        None, description="This server's name in the ledger, unique among live ones; null: "
+        "the host name.",
+    )  # fmt: skip
+    models: ModelRefs | None = Field(
+        None,
+        description="The only models this server transcribes with (its GPU may be too small "
+        "for others); null: any.",
+    )
+
+
 class LogSettings(_Settings):
     """Logging."""
 
@@ -314,7 +355,7 @@ class Config(_Settings):
     state_dir: Folder = Field(
         "../var",
         validate_default=True,
-        description="Job ledger and lock file; must be on a local disk (SQLite).",
+        description="The lock file and the SQLite ledger; must be on a local disk.",
     )
     model_dir: Folder = Field(
         "../models",
@@ -336,4 +377,10 @@ class Config(_Settings):
         description="One worker per device, each running one job at a time.",
     )
     models: ModelsSettings = Field(default_factory=ModelsSettings, description="Model cache.")
+    ledger: LedgerSettings = Field(
+        default_factory=LedgerSettings, description="The job ledger's backend."
+    )
+    node: NodeSettings = Field(
+        default_factory=NodeSettings, description="This server, when several share a ledger."
+    )
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")

@@ -4,7 +4,9 @@ Among eligible jobs (queued, ``not_before <= now``, no running row for the same 
 oldest ``(enqueued_at, id)`` wins, except that a job whose model is already loaded on the
 claiming worker is preferred when it was enqueued at most ``affinity_seconds`` after that
 oldest job: switching models per file is avoided, and no job waits on this rule longer than
-the window.
+the window. A node that lists the models it serves (``node.models``) considers only jobs
+for those models (``serves``; empty: any). The PostgreSQL backend states the same rule in
+its dialect (:func:`daemon.queue.postgres.transitions.next_job`).
 """
 
 from __future__ import annotations
@@ -24,17 +26,21 @@ def next_job(
     now: float,
     loaded_models: Collection[str],
     affinity_seconds: float,
+    serves: Collection[str] = (),
 ) -> int | None:
     """The id of the job to claim next, or None when none is ready (inside a transaction)."""
-    oldest = conn.execute(_ELIGIBLE + " ORDER BY enqueued_at, id LIMIT 1", (now,)).fetchone()
+    served = sorted(set(serves))
+    eligible = _ELIGIBLE + (f" AND model IN ({', '.join('?' * len(served))})" if served else "")
+    oldest = conn.execute(eligible + " ORDER BY enqueued_at, id LIMIT 1",
+                          (now, *served)).fetchone()  # fmt: skip
     if oldest is None:
         return None
     models = sorted(set(loaded_models))
     if oldest["model"] in models or not models:
         return int(oldest["id"])
     preferred = conn.execute(
-        _ELIGIBLE + f" AND model IN ({', '.join('?' * len(models))}) "
+        eligible + f" AND model IN ({', '.join('?' * len(models))}) "
         "AND enqueued_at <= ? ORDER BY enqueued_at, id LIMIT 1",
-        (now, *models, oldest["enqueued_at"] + affinity_seconds),
+        (now, *served, *models, oldest["enqueued_at"] + affinity_seconds),
     ).fetchone()
     return int((preferred or oldest)["id"])

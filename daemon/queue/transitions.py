@@ -124,11 +124,12 @@ class Transitions:
         loaded_models: Collection[str] = (),
         now: float | None = None,
         affinity_seconds: float = 0.0,
+        serves: Collection[str] = (),
     ) -> Job | None:
         """Take the next job (see the module's scheduling rule), or None when none is ready."""
         now = _now(now)
         with self._write("claim") as conn:
-            chosen = next_job(conn, now, loaded_models, affinity_seconds)
+            chosen = next_job(conn, now, loaded_models, affinity_seconds, serves)
             if chosen is None:
                 return None
             conn.execute(
