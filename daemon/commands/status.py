@@ -3,8 +3,11 @@
 Besides the files' states, it shows what the running service says of itself (the record
 :mod:`daemon.service.health` keeps in the ledger): a worker paused by an environment error
 and why, the inbox missing, files waiting for their writer, their marker or the stability
-window, entries refused. Every file name is shown escaped (:func:`daemon.text.display`), so
-a name that is not UTF-8 never breaks the output, the JSON included.
+window, entries refused. With a shared ledger (PostgreSQL) it shows the whole cluster:
+every node with its last heartbeat, whether it scans the inbox, its running jobs and what
+it says of itself, and the queue of all of them. Every file name is shown escaped
+(:func:`daemon.text.display`), so a name that is not UTF-8 never breaks the output, the
+JSON included.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 
 from daemon.config import Config
 from daemon.lock import holder_pid
-from daemon.queue import FILENAME, Job, open_ledger
-from daemon.service.health import STATUS_KEY
+from daemon.queue import FILENAME, Job, NodeStatus, location, open_ledger
+from daemon.service.health import status_key
 from daemon.text import display
 
 FAILURES_SHOWN = 10
@@ -58,21 +61,26 @@ def collect(cfg: Config, pid: int | None, now: float | None = None) -> dict[str,
         "service_status": {},
         "inbox": str(cfg.inbox),
         "outbox": str(cfg.outbox),
-        "ledger": str(cfg.state_dir / FILENAME),
+        "ledger": location(cfg),
+        "nodes": [],
     }
-    if not (cfg.state_dir / FILENAME).exists():
+    shared = cfg.ledger.backend == "postgresql"
+    if not shared and not (cfg.state_dir / FILENAME).exists():
         report.update(counts={}, running=[], recent_failures=[], incomplete=[], files=[],
                       throughput={})  # fmt: skip
         return report
-    with open_ledger(cfg.state_dir, readonly=True) as ledger:
+    with open_ledger(cfg, readonly=True) as ledger:
         counts = ledger.counts()
         running = ledger.running()
         failures = ledger.recent_failures(FAILURES_SHOWN)
         files = ledger.latest_per_path()
         incomplete = ledger.in_state("incomplete", FAILURES_SHOWN)
-        record = ledger.get_meta(STATUS_KEY) if pid is not None else None
+        record = ledger.get_meta(status_key(None)) if pid is not None and not shared else None
         rate = ledger.throughput(WINDOW, now)
         ready = ledger.queue_depth(now)
+        nodes = [_node(n, ledger.get_meta(status_key(n.name))) for n in ledger.nodes()]
+    if shared:  # the node that scans the inbox tells why files wait
+        record = next((n["record"] for n in nodes if n["leader"]), None)
     done = [j for j in files if j.state == "done" and j.processing_seconds]
     busy = sum(j.processing_seconds or 0.0 for j in done)
     audio = sum(j.audio_seconds or 0.0 for j in done)
@@ -89,8 +97,21 @@ def collect(cfg: Config, pid: int | None, now: float | None = None) -> dict[str,
             "audio_hours_done": round(audio / 3600, 3),
         },
         files=[_job(j) for j in files],
+        nodes=nodes,
     )
     return report
+
+
+def _node(node: NodeStatus, record: str | None) -> dict[str, Any]:
+    """A node of a shared ledger, and what it last said of itself."""
+    said = _service_status(record)
+    return {
+        "name": node.name, "host": node.host, "pid": node.pid, "version": node.version,
+        "alive": node.alive, "heartbeat_seconds_ago": round(node.heartbeat_age, 1),
+        "started_at": _when(node.started_at), "leader": node.leader, "running": node.running,
+        "workers": list(node.workers), "models": list(node.models) if node.models else None,
+        "paused": said.get("paused") or [], "record": record,
+    }  # fmt: skip
 
 
 def _service_status(record: str | None) -> dict[str, Any]:
@@ -121,10 +142,12 @@ def _print(report: dict[str, Any]) -> None:
     print(f"service:   {state}")
     print(f"inbox:     {report['inbox']}")
     print(f"outbox:    {report['outbox']}")
+    print(f"ledger:    {report['ledger']}")
     if not report["counts"]:
-        print("ledger:    none yet (the service has not run on this state_dir)")
+        print("files:     none yet (no service has run on this ledger)")
         return
     _print_service_status(report["service_status"])
+    _print_nodes(report["nodes"])
     counts = report["counts"]
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     print(f"files:     {shown or 'none'}")
@@ -145,6 +168,23 @@ def _print(report: dict[str, Any]) -> None:
         for job in report["recent_failures"]:
             print(f"  {job['path']}: {job['error']}  (attempts {job['attempts']})")
         print("  retry with: whisperd retry PATH...  or  whisperd retry --failed")
+
+
+def _print_nodes(nodes: list[dict[str, Any]]) -> None:
+    """The servers sharing the ledger (PostgreSQL only)."""
+    if not nodes:
+        return
+    alive = sum(n["alive"] for n in nodes)
+    print(f"nodes:     {len(nodes)} ({alive} alive)")
+    for n in nodes:
+        state = "alive" if n["alive"] else "NOT RESPONDING"
+        role = ", scans the inbox" if n["leader"] else ""
+        models = ", ".join(n["models"]) if n["models"] else "any model"
+        print(f"  {n['name']}: {state}, heartbeat {n['heartbeat_seconds_ago']:.0f} s ago{role}; "
+              f"running {n['running']}; workers {', '.join(n['workers'])}; {models} "
+              f"(host {n['host']}, pid {n['pid']})")  # fmt: skip
+        for pause in n["paused"]:
+            print(f"    PAUSED: {pause['worker']}: {pause['reason']}")
 
 
 def _print_service_status(status: dict[str, Any]) -> None:

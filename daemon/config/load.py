@@ -123,9 +123,7 @@ def _with_dsn(cfg: Config, env: Mapping[str, str]) -> tuple[Config, list[tuple[L
     return cfg.model_copy(update={"ledger": ledger.model_copy(update={"dsn": dsn})}), []
 
 
-def load_config(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read, validate and return the configuration in ``path``; raises ConfigError.
 
     ``env`` (default: the process environment, read now) may supply the ledger's dsn.

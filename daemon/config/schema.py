@@ -15,8 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from daemon.config.tables import FORMATS, IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
-    ComputeTypeName,
     BackendName,
+    ComputeTypeName,
     Count,
     Device,
     EngineName,

@@ -18,7 +18,12 @@ Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`; what i
 * any other exception is a bug: logged with its traceback, counted as a failed attempt;
   the thread survives anything at the job boundary;
 * cancelled (graceful stop ran out of time) → back in the queue, no attempt counted;
-* the source vanished or changed before the job started → ``gone`` / ``superseded``.
+* the source vanished or changed before the job started → ``gone`` / ``superseded``;
+* the claim was lost (several servers: this one was paused or cut off for longer than its
+  lease, :meth:`Worker.lose`) → the job is abandoned here without a word to the ledger:
+  it belongs to whichever server claimed it again, and nothing of it is published;
+* a job claimed with staged outputs (a server died between writing and publishing them)
+  → the commit is finished instead of transcribing again.
 
 The service sees a worker only through :meth:`Worker.snapshot` (one consistent value),
 :meth:`Worker.alive`, :meth:`Worker.wake`, :meth:`Worker.request_stop`,
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -39,7 +44,7 @@ import structlog
 
 from daemon.config import Config, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
-from daemon.errors import SourceReadError, WhisperdError
+from daemon.errors import LeaseLostError, SourceReadError, WhisperdError
 from daemon.jobs import outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
@@ -77,9 +82,11 @@ class Worker:
         rules: Callable[[], Resolver],
         *,
         version: VersionPolicy,
+        serves: Collection[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self.serves = tuple(serves)  # node.models: the only models this worker takes
         self.device = device
         self.ledger = ledger
         self._rules = rules
@@ -123,6 +130,13 @@ class Worker:
         """Abort the running job: it goes back to the queue without counting an attempt."""
         self._cancel.set()
 
+    def lose(self, job_id: int) -> None:
+        """The claim on ``job_id`` was lost: abort it if it is still running here."""
+        job = self._activity.job
+        if job is not None and job.id == job_id:
+            log.warning("lease_lost_aborting", worker=self.name, job=job_id, path=job.path)
+            self._cancel.set()
+
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the thread to end; True when it has."""
         self._thread.join(timeout)
@@ -162,6 +176,7 @@ class Worker:
             loaded_models=loaded,
             now=self._clock(),
             affinity_seconds=rules.cfg.jobs.model_affinity,
+            serves=self.serves,
         )
         if job is None:
             return False
@@ -171,6 +186,7 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             job=job.id, path=job.path, folder=PurePosixPath(job.path).parent.as_posix()
         )
+        self._cancel.clear()  # a cancel meant for the previous job
         try:
             self._process(rules, job)
         finally:
@@ -189,11 +205,22 @@ class Worker:
 
     def _process(self, rules: Resolver, job: Job) -> None:
         """One job from claim to recorded outcome; nothing escapes but BaseException."""
+        try:
+            self._attempt(rules, job)
+        except LeaseLostError as err:
+            log.warning("lease_lost_result_dropped", worker=self.name, error=str(err),
+                        note="another server runs it; nothing was published here")  # fmt: skip
+
+    def _attempt(self, rules: Resolver, job: Job) -> None:
         cfg = rules.cfg
         source = cfg.inbox / job.path
         try:
             if not self._source_current(cfg, job, source):
                 return
+            if job.staged and outcome.finish_staged(
+                self.ledger, cfg, job, self._version, stop=self._stop_claiming, now=self._clock
+            ):
+                return  # fmt: skip
             self._run(rules, job, source)
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")

@@ -21,6 +21,11 @@ from daemon.text import display
 STATUS_KEY = "service_status"
 
 
+def status_key(node: str | None) -> str:
+    """Where a service keeps its record: one per node in a shared ledger."""
+    return STATUS_KEY if node is None else f"{STATUS_KEY}:{node}"
+
+
 @dataclass
 class Health:
     """The service's view of itself at one moment (built by :func:`observe`)."""
@@ -66,7 +71,7 @@ def observe(queue: int, workers: list[Worker], watcher: Watcher | None) -> Healt
                 "worker": worker.name, "reason": activity.paused,
                 "retry_in": max(0.0, round(activity.paused_until - now, 1)),
             })  # fmt: skip
-    if watcher is not None:
+    if watcher is not None:  # the node that scans the inbox (the only one on SQLite)
         stats = watcher.stats
         health.inbox_missing = bool(stats["inbox_missing"])
         health.waiting = watcher.waiting()

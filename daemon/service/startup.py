@@ -13,27 +13,35 @@ In this order, each step safe to repeat:
 4. **Jobs that were running** go back to the queue; those interrupted ``jobs.crash_limit``
    times fail with an ``.error.txt`` (a file that takes the service down every time).
 5. **Leftover temp files** of the outbox are removed (after step 2, which may need them).
+
+With a shared ledger (several servers, PostgreSQL) step 2 is left to the claims: this
+node's interrupted jobs go back to the queue *with* their staged outputs (step 4), and
+whichever worker claims one publishes them; step 3 covers this node's actions and those
+of dead nodes; step 4 takes back only this node's leftovers and expired leases (the main
+loop repeats it every few seconds); and step 5 removes only temp files older than an hour
+that no staged job names, since other servers are writing theirs right now.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
 import structlog
 
 from daemon.config import Config
-from daemon.errors import OutputWriteError
 from daemon.intake import facts
-from daemon.jobs.outcome import after_success
-from daemon.outputs import Staged, cleanup_temp_files, finish, write_error_file
+from daemon.jobs.outcome import after_success, finish_staged
+from daemon.outputs import cleanup_temp_files, write_error_file
 from daemon.queue import JobStore
 from daemon.version import VersionPolicy
 
 log = structlog.get_logger(__name__)
 
 IDENTITY_KEY = "version_identity"  # "inode" | "no-inode"
+SHARED_TEMP_AGE = 3600.0  # seconds: another server's temp file is younger than this
 
 
 def version_policy(ledger: JobStore, inbox: Path) -> VersionPolicy:
@@ -61,32 +69,9 @@ def finish_commits(ledger: JobStore, cfg: Config, version: VersionPolicy) -> int
     """Publish and record the jobs whose outputs were staged when the service stopped."""
     finished = 0
     for job in ledger.staged_jobs():
-        record = json.loads(job.staged or "{}")
-        staged = [Staged.from_record(r) for r in record.get("files", [])]
-        try:
-            complete = bool(staged) and finish(staged)
-        except OutputWriteError as err:
-            log.warning("staged_commit_not_finished", path=job.path, error=str(err))
-            complete = False
-        if not complete:
-            continue  # recover() puts it back in the queue
-        action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
-        done = ledger.complete(
-            job.id,
-            outputs=[s.path.relative_to(cfg.outbox).as_posix() for s in staged],
-            audio_seconds=record["audio_seconds"],
-            processing_seconds=record["processing_seconds"],
-            language=record["language"],
-            source_action=action,
-        )
-        log.info(
-            "commit_finished",
-            path=job.path,
-            job=job.id,
-            note="the outputs were written before the stop; nothing transcribed again",
-        )
-        after_success(ledger, cfg, done, version, time.time)
-        finished += 1
+        # Not finished: recover() puts it back in the queue, and it runs again.
+        finished += finish_staged(ledger, cfg, job, version, stop=threading.Event(),
+                                  now=time.time)  # fmt: skip
     return finished
 
 
@@ -96,23 +81,33 @@ def finish_source_actions(ledger: JobStore, cfg: Config, version: VersionPolicy)
         after_success(ledger, cfg, job, version, time.time)
 
 
-def recover(ledger: JobStore, cfg: Config) -> None:
-    """Running jobs back to the queue; over the crash limit: failed, with .error.txt."""
+def recover(ledger: JobStore, cfg: Config) -> int:
+    """Running jobs back to the queue; over the crash limit: failed, with .error.txt.
+
+    Returns how many went back to the queue (the caller wakes its workers).
+    """
     recovery = ledger.recover(crash_limit=cfg.jobs.crash_limit)
     for job in recovery.failed:
         log.error("job_failed_after_crashes", path=job.path, crashes=job.crashes,
                   error=job.last_error)  # fmt: skip
         write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
                          attempts=job.attempts)  # fmt: skip
+    return len(recovery.requeued)
 
 
 def run(ledger: JobStore, cfg: Config) -> VersionPolicy:
     """Every start-up step, in order (see the module docstring); the version policy."""
     version = version_policy(ledger, cfg.inbox)
-    finish_commits(ledger, cfg, version)
+    if not ledger.shared:
+        finish_commits(ledger, cfg, version)
     finish_source_actions(ledger, cfg, version)
     recover(ledger, cfg)
-    removed = cleanup_temp_files(cfg.outbox)
+    if ledger.shared:
+        keep = {cfg.outbox / f["temp"] for job in ledger.staged_jobs()
+                for f in json.loads(job.staged or "{}").get("files", [])}  # fmt: skip
+        removed = cleanup_temp_files(cfg.outbox, older_than=SHARED_TEMP_AGE, keep=keep)
+    else:
+        removed = cleanup_temp_files(cfg.outbox)
     if removed:
         log.info("temporary files removed", count=removed, outbox=str(cfg.outbox))
     return version
