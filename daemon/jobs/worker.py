@@ -44,7 +44,7 @@ import structlog
 
 from daemon.config import Config, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
-from daemon.errors import LeaseLostError, SourceReadError, WhisperdError
+from daemon.errors import LeaseLostError, LedgerError, SourceReadError, WhisperdError
 from daemon.jobs import outcome, pipeline
 from daemon.jobs.source import SourceState, check_version
 from daemon.models import ModelCache
@@ -271,13 +271,14 @@ class Worker:
             error = SourceReadError(f"{job.path}: cannot read the file ({err.strerror})")
             self._fail(cfg, job, str(error), transient=True)
             return False
-        if state is SourceState.GONE:
-            self.ledger.abandon(job.id, state="gone", reason="the file disappeared",
-                                now=self._clock())  # fmt: skip
-        elif state is SourceState.CHANGED:
-            self.ledger.abandon(job.id, state="superseded",
-                                reason="the file changed after it was queued",
-                                now=self._clock())  # fmt: skip
+        if state is not SourceState.CURRENT:
+            gone = state is SourceState.GONE
+            reason = "the file disappeared" if gone else "the file changed after it was queued"
+            outcome.with_retries(
+                lambda: self.ledger.abandon(job.id, state="gone" if gone else "superseded",
+                                            reason=reason, now=self._clock()),
+                self._stop_claiming, "abandon",
+            )  # fmt: skip
         return state is SourceState.CURRENT
 
     def _progress_reporter(self, job: Job) -> Callable[[float], None]:
@@ -288,7 +289,10 @@ class Worker:
             self._activity = replace(self._activity, progress=fraction, heartbeat=now)
             if now - last[0] >= PROGRESS_EVERY or fraction >= 1.0:
                 last[0] = now
-                self.ledger.set_progress(job.id, fraction, now=self._clock())
+                try:
+                    self.ledger.set_progress(job.id, fraction, now=self._clock())
+                except LedgerError as err:  # only shown in status: never fail a job for it
+                    log.warning("progress_not_recorded", error=str(err))
 
         return report
 

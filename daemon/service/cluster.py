@@ -9,9 +9,11 @@ and none of this runs.
   takes it). A job whose lease was lost anyway (this process was paused, the database
   unreachable for longer than the lease) is aborted on its worker (:meth:`Worker.lose`);
   whatever that worker still tries to record is refused by the ledger.
-* **Reclaims**: every :data:`RECLAIM_EVERY` seconds the main loop asks the ledger to take
-  back jobs whose lease ran out (a dead server's), and writes the ``.error.txt`` of those
-  over the crash limit.
+* **Reclaims**: every :data:`RECLAIM_EVERY` seconds (at most a quarter of the lease) the
+  main loop asks the ledger to take back jobs whose lease ran out (a dead server's), and
+  writes the ``.error.txt`` of those over the crash limit. A dead server's job is thus
+  queued again at most ``lease_seconds`` after its last renewal plus that period, and
+  claimed by the next free worker.
 * **Leadership**: only the node holding the intake lock scans the inbox; the others try
   every :data:`LEAD_EVERY` seconds and take over when the leader dies.
 """
@@ -55,7 +57,9 @@ class Membership:
         self._thread = threading.Thread(target=self._renew_loop, name="lease-renewer",
                                         daemon=True)  # fmt: skip
         self._last = {"reclaim": float("-inf"), "lead": float("-inf")}
-        self.interval = max(0.05, config().ledger.lease_seconds / 3)
+        lease = config().ledger.lease_seconds
+        self.interval = max(0.05, lease / 3)
+        self.reclaim_every = min(RECLAIM_EVERY, lease / 4)
 
     # --- leases ---
 
@@ -94,7 +98,7 @@ class Membership:
 
     def reclaim_due(self, now: float) -> None:
         """Every few seconds: take back jobs whose lease ran out (a dead server's)."""
-        if now - self._last["reclaim"] < RECLAIM_EVERY:
+        if now - self._last["reclaim"] < self.reclaim_every:
             return
         self._last["reclaim"] = now
         try:

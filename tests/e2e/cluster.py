@@ -27,7 +27,8 @@ def node_config(dsn: str, name: str, lease: float, models: list[str] | None = No
 
 def make_nodes(
     root: Path, dsn: str, count: int, *, lease: float, fake: bool = True,
-    env: dict[str, str] | None = None, watch: dict | None = None,
+    env: dict[str, str] | None = None, extra: str = "",
+    models: list[list[str] | None] | None = None,
 ) -> list[Service]:  # fmt: skip
     """``count`` services on ``root``/inbox → ``root``/outbox, polling like on a share."""
     inbox, outbox = root / "inbox", root / "outbox"
@@ -35,8 +36,9 @@ def make_nodes(
     for i in range(count):
         node = Service(root / f"node{i}", fake=fake, env=env, inbox=inbox, outbox=outbox,
                        dsn=dsn)  # fmt: skip
-        node.write_config(node_config(dsn, f"node{i}", lease),
-                          watch={"poll": "always", **(watch or {})})  # fmt: skip
+        served = models[i] if models else None
+        node.write_config(node_config(dsn, f"node{i}", lease, served) + extra,
+                          watch={"poll": "always"})  # fmt: skip
         nodes.append(node)
     return nodes
 
@@ -59,12 +61,14 @@ def query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def running_on(dsn: str, node: str, fresher_than: float = 1e9) -> list[tuple]:
-    """(job id, path) of jobs running on ``node`` claimed within the last seconds."""
+    """(job id, path) of jobs running on ``node``, claimed within the last seconds and for
+    the first time."""
     return query(
         dsn,
         "SELECT j.id, convert_from(j.path, 'UTF8') FROM jobs AS j JOIN claims AS c "
         "ON c.id = j.fence WHERE j.state = 'running' AND j.node = %s "
-        "AND c.claimed_at > extract(epoch from clock_timestamp()) - %s",
+        "AND c.claimed_at > extract(epoch from clock_timestamp()) - %s "
+        "AND NOT EXISTS (SELECT 1 FROM claims AS o WHERE o.job_id = j.id AND o.id <> c.id)",
         (node, fresher_than),
     )
 
@@ -95,7 +99,7 @@ def expected_outputs(names: list[str]) -> list[str]:
     return sorted(f"{Path(n).with_suffix('')}.{ext}" for n in names for ext in FORMATS)
 
 
-def wait_until(predicate, timeout: float):  # noqa: ANN001, ANN201 - a thin alias
+def wait_until(predicate, timeout: float):
     return wait_for(predicate, timeout=timeout, interval=0.05)
 
 

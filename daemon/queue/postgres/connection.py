@@ -27,8 +27,6 @@ from daemon.queue.postgres.schema import SCHEMA_VERSION, current_version, migrat
 log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT = 10  # seconds, unless the dsn says otherwise
-# A session left inside a transaction (a paused process) releases its row locks after this.
-IDLE_IN_TRANSACTION_MS = 60_000
 
 try:  # the optional extra: whisperd[postgresql]
     import psycopg
@@ -81,7 +79,14 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
 class Link:
     """The ledger's connection: see the module docstring."""
 
-    def __init__(self, dsn: str, *, application_name: str, migrate_schema: bool = True) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        application_name: str,
+        migrate_schema: bool = True,
+        idle_in_transaction: float = 60.0,
+    ) -> None:
         if psycopg is None:
             raise LedgerError(
                 "the postgresql ledger needs psycopg, which is not installed",
@@ -92,9 +97,13 @@ class Link:
         self._application_name = application_name
         self._lock = threading.RLock()
         self._conn: Any = None
+        self._dropped = False  # the last connection was lost: say so when a new one opens
         self.generation = 0  # counts connections opened: a new one lost the session's locks
         self.on_connect: Callable[[Any], None] = lambda conn: None
         self._migrate = migrate_schema
+        # A session paused inside a transaction (a stopped process) releases its row locks
+        # after this many seconds (the lease: its claims are void by then anyway).
+        self._idle_ms = max(1000, int(idle_in_transaction * 1000))
         with self._lock:
             self._connection()
 
@@ -118,7 +127,7 @@ class Link:
                 "check ledger.dsn and that PostgreSQL runs and accepts this server",
             ) from None
         try:
-            conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+            conn.execute(f"SET idle_in_transaction_session_timeout = {self._idle_ms}")
             if self._migrate:
                 migrate(conn)
             else:
@@ -149,10 +158,13 @@ class Link:
         if conn is not None:
             conn.close()
             self._conn = None
-            log.warning("ledger_reconnecting", database=self.where)
+            self._dropped = True
         conn = self._open()
         self.generation += 1
         self._conn = conn
+        if self._dropped:
+            self._dropped = False
+            log.info("ledger_reconnected", database=self.where)
         try:
             self.on_connect(conn)
         except BaseException:
@@ -199,6 +211,8 @@ class Link:
         conn = self._conn
         if conn is not None and (conn.closed or conn.broken):
             self.drop()
+            self._dropped = True
+            log.warning("ledger_connection_lost", database=self.where, error=_first_line(exc))
             return LedgerError(f"{op}: lost the ledger database {self.where}: {_first_line(exc)}")
         return LedgerError(f"{op} failed on the ledger database {self.where}: {_first_line(exc)}")
 

@@ -43,6 +43,7 @@ class PgNodes:
     lease_seconds: float
     link: Link
     _held: dict[int, int]
+    _lost: dict[int, int]
     _joined: dict[str, Any] | None
     _leading_generation: int
 
@@ -115,7 +116,10 @@ class PgNodes:
     # --- leases ---
 
     def renew(self, job_ids: Collection[int], now: float | None = None) -> set[int]:
-        """Extend the leases of these jobs and beat the node's heart; the ids now lost."""
+        """Extend the leases of these jobs and beat the node's heart; the ids now lost.
+
+        A job this process no longer holds (its outcome was recorded meanwhile) is skipped.
+        """
         with self._write("renew leases") as conn:  # _held is read under the claims' lock
             pairs = [(i, self._held[i]) for i in job_ids if i in self._held]
             renewed: set[int] = set()
@@ -131,9 +135,9 @@ class PgNodes:
                 conn.execute(
                     sql(f"UPDATE nodes SET heartbeat_at = {DB_NOW} WHERE name = ?"), (self.node,)
                 )
-            lost = set(job_ids) - renewed
+            lost = {i for i, _ in pairs} - renewed  # not held any more: ended meanwhile
             for job_id in lost:
-                self._held.pop(job_id, None)
+                self._lost[job_id] = self._held.pop(job_id)
         if lost:
             log.warning("leases_lost", jobs=sorted(lost), node=self.node)
         return lost

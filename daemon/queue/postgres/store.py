@@ -70,11 +70,13 @@ class PgLedger(PgTransitions, PgUpkeep, PgNodes, Reports):
         self.lease_seconds = float(lease_seconds)
         self.readonly = readonly
         self._held: dict[int, int] = {}  # job id -> fencing token of this process's claims
+        self._lost: dict[int, int] = {}  # claims found lost by renew(), until next touched
         self._held_lock = threading.Lock()
         self._joined: dict[str, Any] | None = None
         self._leading_generation = -1
         self.link = Link(dsn, application_name=f"whisperd {self.node}"[:63],
-                         migrate_schema=not readonly)  # fmt: skip
+                         migrate_schema=not readonly,
+                         idle_in_transaction=self.lease_seconds)  # fmt: skip
         self.link.on_connect = self._on_connect
 
     @property

@@ -66,7 +66,11 @@ class PgTransitions:
 
     node: str
     lease_seconds: float
+    readonly: bool
+    path: str
+    link: Any
     _held: dict[int, int]
+    _lost: dict[int, int]
     _joined: dict[str, Any] | None
 
     def _write(self, op: str) -> Any:
@@ -139,6 +143,8 @@ class PgTransitions:
     ) -> Row | None:
         """Lock the job's row and check the claim (module docstring); None: already done."""
         fence = self._held.get(job_id)
+        if fence is None and self._lost.pop(job_id, None) is not None:
+            raise LeaseLostError(f"cannot {op} job {job_id}: this node's lease on it ran out")
         row = conn.execute(
             f"SELECT *, {DB_NOW} AS db_now FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
         ).fetchone()
@@ -180,7 +186,9 @@ class PgTransitions:
         now = _now(now)
         fraction = min(1.0, max(0.0, fraction))
         fence = self._held.get(job_id)
-        with self._write("set progress") as conn:
+        if self.readonly:
+            raise LedgerError(f"{self.path}: opened read-only, cannot set progress")
+        with self.link.session("set progress") as conn:  # one statement: no transaction
             cursor = conn.execute(
                 sql("UPDATE jobs SET progress = ?, updated_at = ? "
                     "WHERE id = ? AND state = 'running' AND fence IS NOT DISTINCT FROM ?"),

@@ -91,6 +91,9 @@ class PgUpkeep:
                 "WHERE id = ?"),
             (row["lease_until"], row["fence"]),
         )  # fmt: skip
+        # The token is void: the node that held it is told its claim was lost, whatever
+        # becomes of the row (queued, failed, claimed again).
+        conn.execute("UPDATE jobs SET fence = NULL WHERE id = %s", (job_id,))
         if row["staged"] is not None:
             conn.execute(
                 sql("UPDATE jobs SET state = 'queued', not_before = ?, updated_at = ?, "
