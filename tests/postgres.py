@@ -100,8 +100,9 @@ class Server:
         assert self.root is not None
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                   str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start"])  # fmt: skip
+        log = str(self.root / "server.log")
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", log, "-o", options,
+                   "-w", "-t", "60", "start"])  # fmt: skip
 
     def stop(self, mode: str = "fast") -> None:
         assert self.root is not None
