@@ -145,10 +145,20 @@ class PgNodes:
     # --- intake leadership ---
 
     def lead(self) -> bool:
-        """True while this node is the one that scans the inbox (tries to become it)."""
-        if self._leading_generation == self.link.generation:
-            return True
+        """True while this node is the one that scans the inbox (tries to become it).
+
+        A leader asks the database whether its session still holds the lock (a session
+        ended by another node, or lost with the network, does not).
+        """
         with self.link.session("take the intake lock") as conn:
+            if self._leading_generation == self.link.generation:
+                held = conn.execute(
+                    sql(f"SELECT EXISTS ({_LEADER_SESSION} AND l.pid = pg_backend_pid())"),
+                    (LOCK_LEADER,),
+                ).fetchone()[0]
+                if held:
+                    return True
+                self._leading_generation = -1
             got = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (LOCK_LEADER,)).fetchone()[0]
             if got:
                 self._leading_generation = self.link.generation

@@ -143,7 +143,7 @@ class PgTransitions:
     ) -> Row | None:
         """Lock the job's row and check the claim (module docstring); None: already done."""
         fence = self._held.get(job_id)
-        if fence is None and self._lost.pop(job_id, None) is not None:
+        if fence is None and job_id in self._lost:
             raise LeaseLostError(f"cannot {op} job {job_id}: this node's lease on it ran out")
         row = conn.execute(
             f"SELECT *, {DB_NOW} AS db_now FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
@@ -156,19 +156,25 @@ class PgTransitions:
                 return None  # an earlier try of this write committed before the link dropped
             raise LedgerError(f"cannot {op} job {job_id}: it is {row['state']}, not running")
         if not ours:
-            self._held.pop(job_id, None)
+            self._forget(job_id)
             raise LeaseLostError(
                 f"cannot {op} job {job_id}: this node no longer holds it (claimed again by "
                 f"node {row['node'] or '?'})"
             )
         if row["lease_until"] <= row["db_now"]:
-            self._held.pop(job_id, None)
+            self._forget(job_id)
             late = row["db_now"] - row["lease_until"]
             raise LeaseLostError(
                 f"cannot {op} job {job_id}: its lease ran out {late:.1f} s ago (this node was "
                 "paused or cut off); another node takes it"
             )
         return row
+
+    def _forget(self, job_id: int) -> None:
+        """The claim is lost: every later write about the job is refused as such."""
+        fence = self._held.pop(job_id, None)
+        if fence is not None:
+            self._lost[job_id] = fence
 
     def _end_claim(self, conn: Any, job_id: int, outcome: str) -> None:
         fence = self._held.pop(job_id, None)
