@@ -9,8 +9,10 @@ from daemon.config import (
     Config,
     JobSettings,
     JobsSettings,
+    LedgerSettings,
     LogSettings,
     ModelsSettings,
+    NodeSettings,
     WatchSettings,
     WorkerSettings,
     load_config,
@@ -43,6 +45,7 @@ def test_sample_config_values_are_the_schema_defaults() -> None:
     assert config.workers == (WorkerSettings(),)
     assert config.models == ModelsSettings()
     assert config.log == LogSettings()
+    assert config.ledger == LedgerSettings() and config.node == NodeSettings()
 
 
 def _schema_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()):
