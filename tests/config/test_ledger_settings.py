@@ -35,7 +35,10 @@ def test_the_dsn_comes_from_the_environment_then_a_file_then_the_config(tmp_path
     env = {"WHISPERD_LEDGER_DSN": "host=fromenv"}
     assert load_config(path, env=env).ledger.dsn == "host=fromenv"
     cfg = load_config(path, env={})
-    assert (cfg.ledger.backend, cfg.ledger.dsn) == ("postgresql", "host=db dbname=whisperd password=s3cret")
+    assert (cfg.ledger.backend, cfg.ledger.dsn) == (
+        "postgresql",
+        "host=db dbname=whisperd password=s3cret",
+    )
     assert cfg.node.name == "gpu-1.a" and cfg.node.models == ("tiny.en", "base")
     inline = write(tmp_path, "ledger: {backend: postgresql, dsn: 'host=inline'}\n", name="b.yaml")
     assert load_config(inline, env={}).ledger.dsn == "host=inline"
@@ -53,7 +56,10 @@ def test_ledger_and_node_errors_are_located(tmp_path: Path) -> None:
     assert errors(write(tmp_path, "ledger: {backend: postgresql, dsn_file: empty.dsn}\n")) == [
         f"ledger.dsn_file: {tmp_path / 'empty.dsn'} is empty"
     ]
-    bad = write(tmp_path, "ledger: {backend: mysql, lease_seconds: 0}\nnode: {name: 'a b', models: [nope]}\n")
+    bad = write(
+        tmp_path,
+        "ledger: {backend: mysql, lease_seconds: 0}\nnode: {name: 'a b', models: [nope]}\n",
+    )
     assert errors(bad) == [
         "ledger.backend: 'mysql' is not a ledger backend (choose from sqlite, postgresql)",
         "ledger.lease_seconds: must be a number > 0, got 0",

@@ -213,7 +213,7 @@ def test_the_schema_is_versioned_like_the_sqlite_one(pg_dsn: str) -> None:
         conn.execute("INSERT INTO whisperd_schema VALUES (99)")
     with pytest.raises(LedgerError, match="schema 99, newer than this whisperd"):
         PgLedger(pg_dsn)
-    with pytest.raises(LedgerError, match="cannot reach the ledger database 127.0.0.1:1/"):
+    with pytest.raises(LedgerError, match=r"cannot reach the ledger database 127\.0\.0\.1:1/"):
         PgLedger("host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2 password=secret")
 
 
