@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, common, engines, latency, report, scale, throughput
+from bench import accuracy, cluster, common, engines, latency, report, scale, throughput
 
 PARTS = ("throughput", "latency", "scale", "engines", "accuracy")  # memory: with throughput
+EXTRA = ("cluster",)  # run only when named: needs PostgreSQL's server binaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="every part in seconds")
     parser.add_argument("--parts", default=",".join(PARTS),
-                        help=f"comma-separated, from {', '.join(PARTS)}")  # fmt: skip
+                        help=f"comma-separated, from {', '.join(PARTS + EXTRA)}")  # fmt: skip
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"),
                         help="where latest.md and latest.json go")  # fmt: skip
     parser.add_argument("--model", default="tiny.en", help="model for parts 1-3 (default tiny.en)")
@@ -34,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - set(PARTS) - {"memory"}
+    unknown = set(parts) - set(PARTS) - set(EXTRA) - {"memory"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     if "memory" in parts and "throughput" not in parts:
         parts.append("throughput")
-    parts = [p for p in PARTS if p in parts]  # engines before accuracy: it reuses texts
+    parts = [p for p in PARTS + EXTRA if p in parts]  # engines before accuracy: reuses texts
 
     work = Path(args.work or tempfile.mkdtemp(prefix="whisperd-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "engines": lambda d: engines.run(
             d, model="base", smoke=smoke, rounds=1 if smoke else args.rounds, ctx=ctx
         ),
+        "cluster": lambda d: cluster.run(d, model=args.model, smoke=smoke),
         "accuracy": lambda d: accuracy.run(
             d, models=[args.model] if smoke else sorted({args.model, "tiny.en", "base"}),
             smoke=smoke, ctx=ctx),

@@ -62,8 +62,9 @@ def _free_port() -> int:
 class Server:
     """One PostgreSQL server: started once per test session, databases made per test."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
         self.external = os.environ.get(DSN_VAR)
+        self.options = options  # more server settings ("-c name=value ...")
         self.port = 0
         self.root: Path | None = None
         self._count = 0
@@ -99,7 +100,8 @@ class Server:
         """Start (or start again after :meth:`stop`) on the same port."""
         assert self.root is not None
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+                   "-c fsync=off -c full_page_writes=off -c max_connections=200 "
+                   f"{self.options}")  # fmt: skip
         log = str(self.root / "server.log")
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", log, "-o", options,
                    "-w", "-t", "60", "start"])  # fmt: skip

@@ -224,6 +224,8 @@ class Worker:
             self._run(rules, job, source)
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")
+        except LeaseLostError:
+            raise  # not the file's fault, and not this node's job any more
         except WhisperdError as err:
             if err.environment:
                 self._pause(job, err)

@@ -152,7 +152,8 @@ class Service:
             self.watcher.start()
             self._step_watcher()
         else:
-            log.warning("another node scans the inbox now; this one stops", node=self.node)
+            log.warning("this node no longer holds the intake lock; it stops scanning",
+                        node=self.node)  # fmt: skip
             assert self.watcher is not None
             self.watcher.stop()
             self.watcher = None

@@ -84,8 +84,8 @@ class PgUpkeep:
     def _reclaim(self, conn: Any, row: Row, now: float, crash_limit: int | None) -> bool:
         """One running row back to the queue (False) or failed over the crash limit (True)."""
         job_id, message = row["id"], lease_message(row["node"])
-        if row["node"] == self.node and self._joined is not None:
-            message = INTERRUPTED
+        if row["node"] is None or (row["node"] == self.node and self._joined is not None):
+            message = INTERRUPTED  # this node's own leftover, or one copied from SQLite
         conn.execute(
             sql(f"UPDATE claims SET ended_at = {DB_NOW}, outcome = 'expired', lease_until = ? "
                 "WHERE id = ?"),
