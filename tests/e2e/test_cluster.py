@@ -150,6 +150,9 @@ def test_a_node_only_takes_the_models_it_serves(tmp_path: Path, pg_dsn: str) -> 
         wait_all_done(nodes[0], len(names), timeout=60)
         status = nodes[0].status()
         assert [n["models"] for n in status["nodes"]] == [["tiny.en"], None]
+        plain = nodes[1].cli("status").stdout
+        assert "nodes:     2 (2 alive)" in plain and "ledger:    postgresql 127.0.0.1:" in plain
+        assert plain.count(", scans the inbox") == 1 and "; tiny.en (host " in plain
         for node in nodes:
             assert node.stop() == 0
     finally:

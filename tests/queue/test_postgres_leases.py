@@ -209,7 +209,9 @@ def test_the_schema_is_versioned_like_the_sqlite_one(pg_dsn: str) -> None:
     # The numbering follows SQLite's: a SQLite step without its PostgreSQL twin fails here.
     assert pg_schema.SCHEMA_VERSION == SCHEMA_VERSION
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert conn.execute("SELECT max(version) FROM whisperd_schema").fetchone()[0] == 2
+        assert conn.execute("SELECT max(version) FROM whisperd_schema").fetchone()[0] == (
+            SCHEMA_VERSION
+        )
         conn.execute("INSERT INTO whisperd_schema VALUES (99)")
     with pytest.raises(LedgerError, match="schema 99, newer than this whisperd"):
         PgLedger(pg_dsn)
