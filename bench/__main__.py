@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, chaos, common, engines, latency, report, scale, throughput
+from bench import accuracy, chaos, cluster, common, engines, latency, report, scale, throughput
 
 PARTS = ("throughput", "latency", "scale", "engines", "accuracy")  # memory: with throughput
-OPT_IN = ("chaos",)  # only when named in --parts (≈ 10 minutes, and it needs root for tmpfs)
+# only when named in --parts: chaos (≈ 10 minutes, root for tmpfs); cluster (PostgreSQL's
+# server binaries)
+OPT_IN = ("chaos", "cluster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every part in seconds")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated, from {', '.join(PARTS + OPT_IN)}"
-                             " (chaos only when named)")  # fmt: skip
+                             " (chaos and cluster only when named)")  # fmt: skip
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"),
                         help="where latest.md and latest.json go")  # fmt: skip
     parser.add_argument("--model", default="tiny.en", help="model for parts 1-3 (default tiny.en)")
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "engines": lambda d: engines.run(
             d, model="base", smoke=smoke, rounds=1 if smoke else args.rounds, ctx=ctx
         ),
+        "cluster": lambda d: cluster.run(d, model=args.model, smoke=smoke),
         "accuracy": lambda d: accuracy.run(
             d, models=[args.model] if smoke else sorted({args.model, "tiny.en", "base"}),
             smoke=smoke, ctx=ctx),

@@ -175,6 +175,7 @@ class Service:
 
     def __init__(self, root: Path, config: Path) -> None:
         self.root, self.config = root, config
+        self.entry = "daemon"  # or tests.e2e.fake_whisperd: the fake engine
         self.inbox, self.outbox, self.state = root / "inbox", root / "outbox", root / "var"
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
@@ -194,7 +195,7 @@ class Service:
         log = open(self.root / "service.log", "ab")  # noqa: SIM115 - the child holds it
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "daemon", "run", "-c", str(self.config)],
+            [PYTHON, "-m", self.entry, "run", "-c", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
         )  # fmt: skip
         log.close()

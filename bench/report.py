@@ -216,6 +216,8 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{'yes' if target >= 3 else '**NO**'}")  # fmt: skip
     if "chaos" in parts:
         lines += _chaos(parts["chaos"])
+    if "cluster" in parts:
+        lines += _cluster(parts["cluster"])
     for name, err in results.get("errors", {}).items():
         lines += ["", f"**part {name} failed**: {err}"]
     return "\n".join(lines) + "\n"
@@ -280,6 +282,36 @@ def _burst(lines: list[str], burst: dict[str, Any]) -> None:
         gap = x["longest_watchdog_gap_seconds"]
         lines.append(f"| {x['files']} | {x['recorded_seconds']} | {x['files_per_second']} "
                      f"| {x['watchdog_pings']} | {gap} |")  # fmt: skip
+
+
+def _cluster(c: dict[str, Any]) -> list[str]:
+    """Several nodes on one PostgreSQL ledger, on this one machine."""
+    lines = [
+        "",
+        "## Cluster: nodes on one PostgreSQL ledger",
+        "",
+        f"{c['files']} files, {c['audio_seconds']} s of audio, {c['model']}, every node on this "
+        f"machine ({c['cores']} cores shared: each of n nodes gets cores/n torch threads). "
+        "Efficiency = (rate n / rate 1) / n; on one machine it shows the cost of coordination, "
+        "not what n GPU servers would give.",
+        "",
+        "| nodes | wall s | audio s / s | speed-up | efficiency | SQL statements / job |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in c["runs"]:
+        lines.append(f"| {r['nodes']} | {r['wall_seconds']} | {r['rate']} | {r['speedup']} "
+                     f"| {r['efficiency']} | {r['statements_per_job']} |")  # fmt: skip
+    k, r = c["claims"], c["reclaim"]
+    lines += [
+        "",
+        f"- per claim (in-process, {k['jobs']} jobs): claim {k['claim_ms']} ms; claim → stage → "
+        f"lease check → done {k['claim_to_done_ms']} ms (medians)",
+        f"- kill -9 of a node mid-job, lease {r['lease_seconds']} s: queued again after "
+        f"{r['queued_again_seconds']} s, claimed again after {r['claimed_again_seconds']} s",
+        "- statements per job count everything the nodes sent during the run (claims, "
+        "renewals, progress, status records, idle polls) divided by the files",
+    ]
+    return lines
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:

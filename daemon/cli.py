@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="default: next to each file")
 
+    ledger = sub.add_parser("ledger", help="move the job ledger (SQLite → PostgreSQL)")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    p = with_config(
+        lsub.add_parser("migrate", help="copy this server's SQLite ledger into PostgreSQL")
+    )
+    p.add_argument("--to", metavar="DSN",
+                   help="the empty PostgreSQL database (default: the configured ledger.dsn "
+                   "or $WHISPERD_LEDGER_DSN)")  # fmt: skip
+
     with_config(sub.add_parser("check-config", help="validate the configuration"))
     p = with_config(sub.add_parser("explain", help="effective settings and outputs for a path"))
     p.add_argument("path", metavar="PATH", help="a file in (or relative to) the inbox")
@@ -133,6 +142,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from daemon.commands import status
 
         return status.show(cfg, as_json=args.json)
+    if command == "ledger":
+        from daemon.commands import ledger
+
+        return ledger.migrate(cfg, args.to)
     if command == "retry":
         if not args.paths and not args.failed:
             print("whisperd retry: name files or folders, or pass --failed", file=sys.stderr)

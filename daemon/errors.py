@@ -165,7 +165,15 @@ class AlreadyRunningError(ServiceError):
 
 
 class LedgerError(ServiceError):
-    """The job ledger (SQLite) cannot be opened or is damaged."""
+    """The job ledger (SQLite, or the PostgreSQL database) cannot be opened, reached or used."""
+
+
+class LeaseLostError(ServiceError):
+    """This server's claim on a job ran out or was taken over by another server.
+
+    Not a :class:`LedgerError`: trying the write again cannot help. The job belongs to
+    whichever server claims it next; this server drops its result (nothing is published).
+    """
 
 
 # --- media server --------------------------------------------------------------------------

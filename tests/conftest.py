@@ -28,3 +28,24 @@ def library_media(tmp_path_factory: pytest.TempPathFactory):
     from tests.librarymedia import LibraryMedia
 
     return LibraryMedia.build(tmp_path_factory.mktemp("library-media"))
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); skips without one."""
+    from tests import postgres
+
+    reason = postgres.unavailable()
+    if reason:
+        pytest.skip(f"no PostgreSQL for this test: {reason}")
+    server = postgres.Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    """The dsn of a new, empty database on the session's server (dropped afterwards)."""
+    dsn = pg_server.create_database()
+    yield dsn
+    pg_server.drop_database(dsn)

@@ -42,7 +42,7 @@ def run(cfg: Config, paths: list[str] | None) -> int:
     rels = None if paths is None else [inbox_relative(cfg, p) for p in paths]
     rules = Resolver(cfg)
     rendered, problems = 0, 0
-    with open_ledger(cfg.state_dir) as ledger:
+    with open_ledger(cfg) as ledger:
         jobs = ledger.done_jobs(rels)
         for job in jobs:
             try:

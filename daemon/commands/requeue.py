@@ -30,7 +30,7 @@ def run(cfg: Config, paths: list[str] | None, folder: str | None) -> int:
         under = [*(under or []), inbox_relative(cfg, folder)]
     rules = Resolver(cfg)
     chosen, skipped = [], []
-    with open_ledger(cfg.state_dir) as ledger:
+    with open_ledger(cfg) as ledger:
         policy = version_policy(ledger, cfg.inbox)
         for job in ledger.done_jobs(under):
             try:

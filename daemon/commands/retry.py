@@ -13,7 +13,7 @@ from daemon.queue import open_ledger
 def run(cfg: Config, paths: list[str] | None) -> int:
     """Queue again the failed versions of ``paths`` (files or folders), or of every file."""
     rels = None if paths is None else [inbox_relative(cfg, p) for p in paths]
-    with open_ledger(cfg.state_dir) as ledger:
+    with open_ledger(cfg) as ledger:
         count = ledger.retry(rels, now=time.time())
     print(f"{count} failed file{'s' if count != 1 else ''} queued again")
     return 0

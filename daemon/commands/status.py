@@ -8,8 +8,11 @@ what the running service says of itself (the record :mod:`daemon.service.health`
 the ledger): a worker paused by an environment error and why, the inbox missing, files
 waiting for their writer, their marker or the stability window or to be checked for
 subtitles, entries refused, and how the media server's rescans went. Skipped files (a video
-that has subtitles already) are listed with what was found. Every file name is shown escaped
-(:func:`daemon.text.display`), so a name that is not UTF-8 never breaks the output.
+that has subtitles already) are listed with what was found. With a shared ledger
+(PostgreSQL) it shows the whole cluster: every node with its last heartbeat, whether it
+scans the inbox, its running jobs and what it says of itself, and the queue of all of them.
+Every file name is shown escaped (:func:`daemon.text.display`), so a name that is not UTF-8
+never breaks the output.
 """
 
 from __future__ import annotations
@@ -40,10 +43,12 @@ def _print(report: dict[str, Any]) -> None:
     print(f"service:   {state}")
     print(f"inbox:     {report['inbox']}")
     print(f"outbox:    {report['outbox']}")
+    print(f"ledger:    {report['ledger']}")
     if not report["counts"]:
-        print("ledger:    none yet (the service has not run on this state_dir)")
+        print("files:     none yet (no service has run on this ledger)")
         return
     _print_service_status(report["service_status"])
+    _print_nodes(report["nodes"])
     counts = report["counts"]
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     print(f"files:     {shown or 'none'}")
@@ -68,6 +73,23 @@ def _print(report: dict[str, Any]) -> None:
         for job in report["recent_failures"]:
             print(f"  {job['path']}: {job['error']}  (attempts {job['attempts']})")
         print("  retry with: whisperd retry PATH...  or  whisperd retry --failed")
+
+
+def _print_nodes(nodes: list[dict[str, Any]]) -> None:
+    """The servers sharing the ledger (PostgreSQL only)."""
+    if not nodes:
+        return
+    alive = sum(n["alive"] for n in nodes)
+    print(f"nodes:     {len(nodes)} ({alive} alive)")
+    for n in nodes:
+        state = "alive" if n["alive"] else "NOT RESPONDING"
+        role = ", scans the inbox" if n["leader"] else ""
+        models = ", ".join(n["models"]) if n["models"] else "any model"
+        print(f"  {n['name']}: {state}, heartbeat {n['heartbeat_seconds_ago']:.0f} s ago{role}; "
+              f"running {n['running']}; workers {', '.join(n['workers'])}; {models} "
+              f"(host {n['host']}, pid {n['pid']})")  # fmt: skip
+        for pause in n["paused"]:
+            print(f"    PAUSED: {pause['worker']}: {pause['reason']}")
 
 
 def _print_service_status(status: dict[str, Any]) -> None:

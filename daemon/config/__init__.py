@@ -14,6 +14,7 @@ A leaf: every package may import it; it imports only :mod:`daemon.errors` and
 """
 
 from daemon.config.load import (
+    DSN_VAR,
     ENV_VAR,
     LOCAL_CONFIG,
     SYSTEM_CONFIG,
@@ -35,9 +36,11 @@ from daemon.config.schema import (
     Config,
     JobSettings,
     JobsSettings,
+    LedgerSettings,
     LogSettings,
     MediaServerSettings,
     ModelsSettings,
+    NodeSettings,
     SubtitleSettings,
     WatchSettings,
     WorkerSettings,
@@ -57,6 +60,7 @@ from daemon.config.values import model_name
 
 __all__ = [
     "COMPUTE_TYPES",
+    "DSN_VAR",
     "ENGINES",
     "ENV_VAR",
     "FORMATS",
@@ -71,10 +75,12 @@ __all__ = [
     "Config",
     "JobSettings",
     "JobsSettings",
+    "LedgerSettings",
     "LogSettings",
     "MediaServerSettings",
     "ModelsSettings",
     "NameMatcher",
+    "NodeSettings",
     "Resolved",
     "Resolver",
     "SubtitleSettings",

@@ -30,11 +30,23 @@ ENV_VAR = "WHISPERD_CONFIG"
 LOCAL_CONFIG = Path("config/whisperd.yaml")  # relative to the current directory
 SYSTEM_CONFIG = Path("/etc/whisperd/whisperd.yaml")
 
-_SECTIONS = ("defaults", "folders", "watch", "jobs", "workers", "models", "log")
+_SECTIONS = (
+    "defaults", "folders", "watch", "jobs", "workers", "models", "ledger", "node", "log",
+)  # fmt: skip
+DSN_VAR = "WHISPERD_LEDGER_DSN"
 
 
-def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = frozenset()) -> Config:
-    """Validate a parsed configuration: sections, folder rules, then cross-field checks."""
+def _build(
+    raw: Mapping[Any, Any],
+    path: Path,
+    overridden: frozenset[str] = frozenset(),
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a parsed configuration: sections, folder rules, then cross-field checks.
+
+    Long: one pipeline in order (sections, rules, cross-checks, the ledger's dsn, located
+    errors), kept in one place so the order stays visible.
+    """
     # An empty section ('watch:' with every key commented out) means its defaults.
     data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
     errors: list[tuple[Loc, str]] = _lift_top_level(data)
@@ -65,6 +77,8 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
             )
     errors += rule_errors + target_errors
     if cfg is not None and not errors:
+        cfg, dsn_errors = _with_dsn(cfg, os.environ if env is None else env)
+        errors += dsn_errors
         errors += config_problems(cfg)
         for problem in job_problems(cfg.defaults):
             by_override = located(problem, ("defaults",), lambda k: k.split(".")[0] in overridden)
@@ -104,8 +118,34 @@ def _lift_top_level(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     return []
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, validate and return the configuration in ``path``; raises ConfigError."""
+def _with_dsn(cfg: Config, env: Mapping[str, str]) -> tuple[Config, list[tuple[Loc, str]]]:
+    """The PostgreSQL ledger's dsn: ``$WHISPERD_LEDGER_DSN``, else ``dsn_file``, else ``dsn``."""
+    ledger = cfg.ledger
+    if ledger.backend != "postgresql":
+        return cfg, []
+    dsn = (env.get(DSN_VAR) or "").strip() or None
+    if dsn is None and ledger.dsn_file is not None:
+        try:
+            dsn = ledger.dsn_file.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            return cfg, [(("ledger", "dsn_file"), f"cannot read {ledger.dsn_file}: {reason}")]
+        if dsn is None:
+            return cfg, [(("ledger", "dsn_file"), f"{ledger.dsn_file} is empty")]
+    dsn = dsn or (ledger.dsn or "").strip() or None
+    if dsn is None:
+        return cfg, [(
+            ("ledger", "dsn"),
+            f"required for backend postgresql (or set ${DSN_VAR}, or ledger.dsn_file)",
+        )]  # fmt: skip
+    return cfg.model_copy(update={"ledger": ledger.model_copy(update={"dsn": dsn})}), []
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and return the configuration in ``path``; raises ConfigError.
+
+    ``env`` (default: the process environment, read now) may supply the ledger's dsn.
+    """
     path = Path(os.path.abspath(path))
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,7 +167,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(path, ["is empty: it must hold settings like 'inbox: /srv/inbox'"])
     if not isinstance(raw, dict):
         raise ConfigError(path, [f"must be a mapping of key: value settings, got {show(raw)}"])
-    return _build(raw, path)
+    return _build(raw, path, env=env)
 
 
 def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:

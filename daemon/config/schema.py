@@ -34,6 +34,7 @@ from daemon.config.library import (
 from daemon.config.operate import MetricsSettings, NotifyTarget
 from daemon.config.tables import IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
+    BackendName,
     ComputeTypeName,
     Count,
     Device,
@@ -45,7 +46,10 @@ from daemon.config.values import (
     LogFormat,
     LogLevel,
     ModelRef,
+    ModelRefs,
+    NodeName,
     OptionalCount,
+    OptionalFile,
     OptionalFolder,
     OptionalFraction,
     OptionalGlobs,
@@ -413,6 +417,43 @@ class ModelsSettings(_Settings):
     )
 
 
+class LedgerSettings(_Settings):
+    """Where the job ledger lives: SQLite in state_dir (one server), or PostgreSQL (several)."""
+
+    backend: BackendName = Field(
+        "sqlite",
+        description="sqlite (in state_dir, one server) or postgresql (several servers share "
+        "one inbox; pip install 'whisperd[postgresql]').",
+    )
+    dsn: OptionalText = Field(
+        None,
+        description="postgresql: the libpq connection string or URI; $WHISPERD_LEDGER_DSN "
+        "overrides it (keep passwords out of this file: use it, dsn_file or ~/.pgpass).",
+    )
+    dsn_file: OptionalFile = Field(
+        None, description="postgresql: a file holding the connection string, instead of dsn."
+    )
+    lease_seconds: Positive = Field(
+        60.0,
+        description="postgresql: a job claimed by a server that stops renewing its lease "
+        "(dead, paused, cut off) is taken by another after this many seconds.",
+    )
+
+
+class NodeSettings(_Settings):
+    """This server among several sharing one PostgreSQL ledger."""
+
+    name: NodeName = Field(
+        None, description="This server's name in the ledger, unique among live ones; null: "
+        "the host name.",
+    )  # fmt: skip
+    models: ModelRefs | None = Field(
+        None,
+        description="The only models this server transcribes with (its GPU may be too small "
+        "for others); null: any.",
+    )
+
+
 class LogSettings(_Settings):
     """Logging."""
 
@@ -438,7 +479,7 @@ class Config(_Settings):
     state_dir: Folder = Field(
         "../var",
         validate_default=True,
-        description="Job ledger and lock file; must be on a local disk (SQLite).",
+        description="The lock file and the SQLite ledger; must be on a local disk.",
     )
     model_dir: Folder = Field(
         "../models",
@@ -464,6 +505,12 @@ class Config(_Settings):
         default_factory=MediaServerSettings,
         description="A Jellyfin, Emby or Plex server to tell about subtitles written beside "
         "videos.",
+    )
+    ledger: LedgerSettings = Field(
+        default_factory=LedgerSettings, description="The job ledger's backend."
+    )
+    node: NodeSettings = Field(
+        default_factory=NodeSettings, description="This server, when several share a ledger."
     )
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
     metrics: MetricsSettings | None = Field(

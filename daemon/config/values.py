@@ -259,6 +259,22 @@ def _model(value: Any, info: ValidationInfo) -> str:
     )
 
 
+def _node_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value.strip()):
+        return value.strip()
+    fail(f"must be a name of letters, digits, '.', '_' or '-' (at most 63), got {show(value)}")
+
+
+def _optional_file(value: Any, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        return absolute(value, _base(info))
+    fail(f"must be a file path or null, got {show(value)}")
+
+
 def model_name(model: str) -> str:
     """A configured model's short name: a path's file or folder name without .pt / .ct2."""
     if model.endswith(".pt") or "/" in model:
@@ -335,3 +351,9 @@ LogFormat = Annotated[
     Literal["auto", "json", "console"], _choice("a log format", ("auto", "json", "console"))
 ]
 OptionalFolder = Annotated[Path | None, BeforeValidator(_optional_folder)]
+OptionalFile = Annotated[Path | None, BeforeValidator(_optional_file)]
+NodeName = Annotated[str | None, BeforeValidator(_node_name)]
+BackendName = Annotated[
+    Literal["sqlite", "postgresql"], _choice("a ledger backend", ("sqlite", "postgresql"))
+]
+ModelRefs = tuple[ModelRef, ...]

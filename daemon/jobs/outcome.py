@@ -2,7 +2,13 @@
 
 :func:`commit` is the success path: the staged outputs are recorded in the ledger, renamed
 into place, and the job recorded done with its on_success action still to do; then the
-stale ``.error.txt`` goes, the source action and the ready marker are carried out.
+stale ``.error.txt`` goes, the source action and the ready marker are carried out. With
+several servers the claim is checked right before the renames (``ledger.holds``): a
+server whose lease ran out publishes nothing (:class:`~daemon.errors.LeaseLostError`), and
+the ledger refuses its ``complete`` too. :func:`finish_staged` completes a commit that a
+stop or a dead server left between staging and done (at start-up, or when a job is claimed
+with staged outputs). Staged paths are recorded relative to the outbox, so another server
+that mounts the share elsewhere can finish them.
 :func:`failed` records a failure (the policy decides: back to the queue after a backoff, or
 failed for good) and, for good, writes the ``.error.txt`` and removes the outputs of an
 earlier version of the file, which no longer match it. :func:`with_retries` repeats a
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +30,12 @@ from typing import TypeVar
 import structlog
 
 from daemon.config import Config, JobSettings
-from daemon.errors import LedgerError
+from daemon.errors import LeaseLostError, LedgerError, OutputWriteError
 from daemon.jobs import source as source_mod
 from daemon.outputs import (
     Staged,
     error_file,
+    finish,
     from_ledger,
     ledger_name,
     publish,
@@ -68,13 +76,56 @@ def commit(
     now: Callable[[], float],
     settings: JobSettings | None = None,
 ) -> Job:
-    """Record, publish, complete; then the after-success chores (never raising).
+    """Record, check the claim, publish, complete; then the after-success chores (never
+    raising).
 
     ``settings``: the folder's, for where the stale ``.error.txt`` is (else the job's own).
     """
-    with_retries(lambda: ledger.stage(job.id, {**record, "files": [s.record() for s in staged]},
-                                      now=now()), stop, "stage outputs")  # fmt: skip
+    files = [_relative(s.record(), cfg.outbox) for s in staged]
+    with_retries(lambda: ledger.stage(job.id, {**record, "files": files}, now=now()),
+                 stop, "stage outputs")  # fmt: skip
+    if not with_retries(lambda: ledger.holds(job.id), stop, "check the claim"):
+        raise LeaseLostError(f"job {job.id}: the claim ran out before its outputs were published")
     publish(staged)
+    return _complete(ledger, cfg, job, staged, record, version, stop, now, settings)
+
+
+def finish_staged(
+    ledger: JobStore,
+    cfg: Config,
+    job: Job,
+    version: VersionPolicy,
+    *,
+    stop: threading.Event,
+    now: Callable[[], float],
+) -> bool:
+    """Publish and record a job whose outputs were staged; False when that cannot be done
+    any more (the temp files are gone and the outputs in place differ: run it again)."""
+    record = json.loads(job.staged or "{}")
+    staged = [Staged.from_record(_absolute(r, cfg.outbox)) for r in record.get("files", [])]
+    try:
+        if not (staged and ledger.holds(job.id) and finish(staged)):
+            return False
+    except OutputWriteError as err:
+        log.warning("staged_commit_not_finished", path=job.path, error=str(err))
+        return False
+    _complete(ledger, cfg, job, staged, record, version, stop, now)
+    log.info("commit_finished", path=job.path, job=job.id,
+             note="the outputs were written before a stop; nothing transcribed again")  # fmt: skip
+    return True
+
+
+def _complete(
+    ledger: JobStore,
+    cfg: Config,
+    job: Job,
+    staged: list[Staged],
+    record: dict,
+    version: VersionPolicy,
+    stop: threading.Event,
+    now: Callable[[], float],
+    settings: JobSettings | None = None,
+) -> Job:
     action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
     done = with_retries(
         lambda: ledger.complete(
@@ -175,6 +226,19 @@ def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
             log.warning("old_output_not_removed", path=str(path), error=str(err))
     if previous.outputs:
         log.info("old_outputs_removed", path=job.path, count=len(previous.outputs))
+
+
+def _relative(record: dict[str, str], outbox: Path) -> dict[str, str]:
+    """A staged file's record with its paths relative to the outbox."""
+    base = os.fsdecode(outbox).rstrip("/") + "/"
+    return {k: v[len(base) :] if k in ("path", "temp") and v.startswith(base) else v
+            for k, v in record.items()}  # fmt: skip
+
+
+def _absolute(record: dict[str, str], outbox: Path) -> dict[str, str]:
+    """The inverse of :func:`_relative` (an absolute path, from an older ledger, stays)."""
+    return {k: os.fsdecode(outbox / v) if k in ("path", "temp") else v
+            for k, v in record.items()}  # fmt: skip
 
 
 def _marker(job: Job) -> str | None:

@@ -20,7 +20,12 @@ Outcomes (how many attempts a failure gets is :mod:`daemon.queue.policy`; what i
 * cancelled (graceful stop ran out of time) → back in the queue, no attempt counted;
 * the source vanished or changed before the job started → ``gone`` / ``superseded``;
 * the video has subtitles by now (``skip_if_subtitles``: a sidecar or an embedded stream
-  arrived while it waited) → ``skipped``, with what was found.
+  arrived while it waited) → ``skipped``, with what was found;
+* the claim was lost (several servers: this one was paused or cut off for longer than its
+  lease, :meth:`Worker.lose`) → the job is abandoned here without a word to the ledger:
+  it belongs to whichever server claimed it again, and nothing of it is published;
+* a job claimed with staged outputs (a server died between writing and publishing them)
+  → the commit is finished instead of transcribing again.
 
 After a commit of outputs written beside the source, ``on_written(source)`` is called (the
 service tells the media server); it must not block.
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -51,6 +56,8 @@ from daemon.config import Config, JobSettings, Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
 from daemon.errors import (
     FolderNotWritableError,
+    LeaseLostError,
+    LedgerError,
     OutboxUnavailableError,
     SourceReadError,
     WhisperdError,
@@ -94,11 +101,13 @@ class Worker:
         *,
         version: VersionPolicy,
         events: JobEvents | None = None,
+        serves: Collection[str] = (),
         clock: Callable[[], float] = time.time,
         on_written: Callable[[Path], None] = lambda source: None,
     ) -> None:
         self.name = name
         self._on_written = on_written
+        self.serves = tuple(serves)  # node.models: the only models this worker takes
         self.device = device
         self.ledger = ledger
         self._rules = rules
@@ -146,6 +155,13 @@ class Worker:
     def cancel_job(self) -> None:
         """Abort the running job: it goes back to the queue without counting an attempt."""
         self._cancel.set()
+
+    def lose(self, job_id: int) -> None:
+        """The claim on ``job_id`` was lost: abort it if it is still running here."""
+        job = self._activity.job
+        if job is not None and job.id == job_id:
+            log.warning("lease_lost_aborting", worker=self.name, job=job_id, path=job.path)
+            self._cancel.set()
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the thread to end; True when it has."""
@@ -198,6 +214,7 @@ class Worker:
             now=self._clock(),
             affinity_seconds=rules.cfg.jobs.model_affinity,
             order=rules.cfg.jobs.order,
+            serves=self.serves,
         )
         if job is None:
             return False
@@ -208,6 +225,7 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             job=job.id, path=job.path, folder=PurePosixPath(job.path).parent.as_posix()
         )
+        self._cancel.clear()  # a cancel meant for the previous job
         tell(self._events, "job_started", self.name, job)
         try:
             after, how = self._process(rules, job)
@@ -230,16 +248,30 @@ class Worker:
     def _process(self, rules: Resolver, job: Job) -> tuple[Job, str]:
         """One job from claim to recorded outcome: the job as it is now, and how it ended
         (see :mod:`daemon.jobs.events`). Nothing escapes but BaseException."""
+        try:
+            return self._attempt(rules, job)
+        except LeaseLostError as err:
+            log.warning("lease_lost_result_dropped", worker=self.name, error=str(err),
+                        note="another server runs it; nothing was published here")  # fmt: skip
+            return job, "lost"
+
+    def _attempt(self, rules: Resolver, job: Job) -> tuple[Job, str]:
         cfg = rules.cfg
         source = cfg.inbox / job.path
         try:
             ended = self._source_current(rules, job, source)
             if ended is not None:
                 return ended
+            if job.staged and outcome.finish_staged(
+                self.ledger, cfg, job, self._version, stop=self._stop_claiming, now=self._clock
+            ):
+                return self._reread(job, "done"), "done"  # fmt: skip
             return self._run(rules, job, source)
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")
             return replace(job, state="queued"), "cancelled"
+        except LeaseLostError:
+            raise  # not the file's fault, and not this node's job any more
         except WhisperdError as err:
             tell(self._events, "error", err)
             if err.environment:
@@ -323,7 +355,10 @@ class Worker:
         gone = state is SourceState.GONE
         ended = "gone" if gone else "superseded"
         reason = "the file disappeared" if gone else "the file changed after it was queued"
-        self.ledger.abandon(job.id, state=ended, reason=reason, now=self._clock())
+        outcome.with_retries(
+            lambda: self.ledger.abandon(job.id, state=ended, reason=reason, now=self._clock()),
+            self._stop_claiming, "abandon",
+        )  # fmt: skip
         return replace(job, state=ended, last_error=reason), ended
 
     def _progress_reporter(self, job: Job) -> Callable[[float], None]:
@@ -334,7 +369,10 @@ class Worker:
             self._activity = replace(self._activity, progress=fraction, heartbeat=now)
             if now - last[0] >= PROGRESS_EVERY or fraction >= 1.0:
                 last[0] = now
-                self.ledger.set_progress(job.id, fraction, now=self._clock())
+                try:
+                    self.ledger.set_progress(job.id, fraction, now=self._clock())
+                except LedgerError as err:  # only shown in status: never fail a job for it
+                    log.warning("progress_not_recorded", error=str(err))
 
         return report
 
@@ -343,11 +381,14 @@ class Worker:
         state = outcome.failed(self.ledger, rules.cfg, job, error, transient=transient,
                                stop=self._stop_claiming, now=self._clock,
                                settings=rules.settings_for_file(job.path))  # fmt: skip
+        return self._reread(job, state, error), "failed" if state == "failed" else "retry"
+
+    def _reread(self, job: Job, state: str, error: str | None = None) -> Job:
+        """The job as the ledger has it now (as recorded here, if the ledger cannot say)."""
         try:
-            after = self.ledger.get(job.id)
+            return self.ledger.get(job.id)
         except WhisperdError:
-            after = replace(job, state=state, last_error=error)
-        return after, "failed" if state == "failed" else "retry"
+            return replace(job, state=state, last_error=error)
 
     def _requeue(self, job: Job, reason: str) -> None:
         outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,

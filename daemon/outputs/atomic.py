@@ -17,6 +17,8 @@ import errno
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +176,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _mtime(path: str) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return float("inf")  # vanished meanwhile: nothing to remove
+
+
 def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
     staged = [write_temp(path, data)]
@@ -184,18 +193,26 @@ def write_atomic(path: Path, data: str | bytes | memoryview) -> None:
         raise
 
 
-def cleanup_temp_files(root: Path) -> int:
+def cleanup_temp_files(
+    root: Path, *, older_than: float | None = None, keep: Collection[Path] = ()
+) -> int:
     """Remove temp files a crash left under ``root``; return how many were removed.
 
     Call it when no write is in progress (at startup): it does not know which temp files
-    belong to a running write. Symlinked folders are not followed.
+    belong to a running write. Where other servers write into the same outbox, pass
+    ``older_than`` (seconds: younger files are left) and ``keep`` (temp files a staged job
+    still needs). Symlinked folders are not followed.
     """
     removed = 0
+    cutoff = time.time() - older_than if older_than is not None else None
+    kept = {os.fsdecode(p) for p in keep}
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             if not is_temp_file(name):
                 continue
             path = os.path.join(dirpath, name)
+            if path in kept or (cutoff is not None and _mtime(path) > cutoff):
+                continue
             try:
                 os.unlink(path)
             except FileNotFoundError:

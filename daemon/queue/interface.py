@@ -1,9 +1,17 @@
-"""The ledger as the rest of whisperd sees it: one small interface, any backend.
+"""The ledger as the rest of whisperd sees it: one small interface, two backends.
 
-The service, the workers and the commands use only these methods; SQLite
-(:class:`daemon.queue.store.Ledger`) implements them today and a second backend implements
-the same protocol. Every method takes the clock as ``now`` (epoch seconds) so tests drive
-time, and raises :class:`~daemon.errors.LedgerError` when the store fails.
+The service, the workers and the commands use only these methods, on a ledger from
+:func:`daemon.queue.open_ledger`: SQLite (:class:`daemon.queue.store.Ledger`, one server)
+or PostgreSQL (:class:`daemon.queue.postgres.PgLedger`, several servers, ``shared``).
+Every method takes the clock as ``now`` (epoch seconds) so tests drive time, and raises
+:class:`~daemon.errors.LedgerError` when the store fails.
+
+With several servers a claim is a lease: ``renew`` keeps it, ``holds`` says whether it is
+still held (asked right before outputs are published), and a write about a job whose claim
+was lost raises :class:`~daemon.errors.LeaseLostError`. ``recover`` takes back jobs whose
+lease ran out (SQLite: every running row, at start-up). ``lead`` tells whether this
+service is the one that scans the inbox. On SQLite the claims never run out and the only
+service always leads.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any, Protocol
 
 from daemon.queue.deliveries import DeliveryStore
 from daemon.queue.job import Brief, Job
+from daemon.queue.nodes import NodeInfo, NodeStatus
 from daemon.queue.policy import RetryPolicy
 from daemon.queue.transitions import Recovery
 from daemon.queue.versions import NewVersion
@@ -24,6 +33,8 @@ class JobStore(Protocol):
 
     #: The notification queue, stored with the jobs (:mod:`daemon.queue.deliveries`).
     deliveries: DeliveryStore
+    #: True when other services may use this ledger at the same time (PostgreSQL).
+    shared: bool
 
     # intake
     def enqueue(
@@ -68,6 +79,7 @@ class JobStore(Protocol):
         now: float | None,
         affinity_seconds: float,
         order: str = "oldest",
+        serves: Collection[str] = (),
     ) -> Job | None: ...
     def set_progress(self, job_id: int, fraction: float, now: float | None) -> bool: ...
     def stage(self, job_id: int, record: dict[str, Any], now: float | None = None) -> None: ...
@@ -88,6 +100,14 @@ class JobStore(Protocol):
     ) -> str: ...
     def requeue(self, job_id: int, *, reason: str, now: float | None) -> None: ...
     def abandon(self, job_id: int, *, state: str, reason: str, now: float | None) -> None: ...
+
+    # nodes (several services on one ledger)
+    def join(self, info: NodeInfo) -> None: ...
+    def leave(self) -> None: ...
+    def renew(self, job_ids: Collection[int], now: float | None = None) -> set[int]: ...
+    def holds(self, job_id: int) -> bool: ...
+    def lead(self) -> bool: ...
+    def nodes(self) -> list[NodeStatus]: ...
 
     # operators and housekeeping
     def retry(self, paths: Sequence[str] | None = None, *, now: float | None = None) -> int: ...

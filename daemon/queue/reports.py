@@ -1,8 +1,10 @@
 """Read-only questions about the ledger, for ``whisperd status``, health and the tests.
 
-A mixin of :class:`~daemon.queue.store.Ledger`: every query goes through its ``_read``
-(one lock, errors as LedgerError), so it works on a read-only connection while the service
-writes (WAL).
+A mixin of both backends (:class:`~daemon.queue.store.Ledger`,
+:class:`~daemon.queue.postgres.store.PgLedger`): every query goes through the host's
+``_read`` (one lock, errors as LedgerError), so it works on a read-only SQLite connection
+while the service writes (WAL). The queries are portable SQL with ``?`` placeholders, which
+the PostgreSQL backend translates; its tests run them there too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ class Reports:
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
+
+    def _index(self, name: str) -> str:
+        """SQLite's index hint (the planner picks badly on a skewed ``state``); none elsewhere."""
+        return f" INDEXED BY {name}"
 
     def get(self, job_id: int) -> Job:
         """One job by id; LedgerError when there is none."""
@@ -68,7 +74,7 @@ class Reports:
     def recent_failures(self, limit: int = 20) -> list[Job]:
         """Failed jobs, most recent first."""
         rows = self._read(
-            "SELECT * FROM jobs INDEXED BY jobs_failed WHERE state = 'failed' "
+            "SELECT * FROM jobs" + self._index("jobs_failed") + " WHERE state = 'failed' "
             "ORDER BY finished_at DESC, id DESC LIMIT ?",
             (limit,),
         )
@@ -86,7 +92,7 @@ class Reports:
         """Each path's newest version (by enqueued_at, id): every file's final state."""
         rows = self._read(
             "SELECT * FROM (SELECT *, row_number() OVER "
-            "(PARTITION BY path ORDER BY enqueued_at DESC, id DESC) AS rn FROM jobs) "
+            "(PARTITION BY path ORDER BY enqueued_at DESC, id DESC) AS rn FROM jobs) AS latest "
             "WHERE rn = 1 ORDER BY path"
         )
         return [Job.from_row(r) for r in rows]
@@ -95,7 +101,7 @@ class Reports:
         """Audio seconds transcribed per wall second over jobs done in the last window."""
         now = time.time() if now is None else now
         (total,) = self._read(
-            "SELECT total(audio_seconds) FROM jobs INDEXED BY jobs_finished "
+            f"SELECT coalesce(sum(audio_seconds), 0.0) FROM jobs{self._index('jobs_finished')} "
             "WHERE state = 'done' AND finished_at > ? AND finished_at <= ?",
             (now - window_seconds, now),
         )[0]

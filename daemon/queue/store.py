@@ -45,6 +45,7 @@ from daemon.errors import LedgerError
 from daemon.queue.deliveries import Deliveries
 from daemon.queue.housekeeping import Housekeeping
 from daemon.queue.job import KNOWN_STATES, Job, inode_from_db, path_filter, version_key
+from daemon.queue.nodes import NodeInfo, NodeStatus
 from daemon.queue.reports import Reports
 from daemon.queue.schema import CORRUPT_HINT, FILENAME, connect
 from daemon.queue.transitions import Transitions
@@ -61,7 +62,14 @@ def _now(now: float | None) -> float:
 
 
 class Ledger(Transitions, Reports, Housekeeping):
-    """The durable job queue in ``<state_dir>/ledger.sqlite3`` (pass the file's path)."""
+    """The durable job queue in ``<state_dir>/ledger.sqlite3`` (pass the file's path).
+
+    One node: the state_dir lock makes this service the only one, so its claims are never
+    lost (leases are always valid), it always scans the inbox, and ``recover`` at start-up
+    takes back every running row.
+    """
+
+    shared = False
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -244,6 +252,30 @@ class Ledger(Transitions, Reports, Housekeeping):
             log.info("job_gone", path=path, count=len(rows))
         return [Job.from_row(r) for r in rows if r["state"] == "failed"]
 
+    # --- one node: nothing to share ---
+
+    def join(self, info: NodeInfo) -> None:
+        """Nothing to register: the state_dir lock already makes this service the only one."""
+
+    def leave(self) -> None:
+        """Nothing to unregister."""
+
+    def renew(self, job_ids: Iterable[int], now: float | None = None) -> set[int]:
+        """Leases never run out on one node: nothing is lost."""
+        return set()
+
+    def holds(self, job_id: int) -> bool:
+        """A claim on one node is held until its outcome is recorded."""
+        return True
+
+    def lead(self) -> bool:
+        """The only node scans the inbox."""
+        return True
+
+    def nodes(self) -> list[NodeStatus]:
+        """No node list on SQLite (``whisperd status`` shows the service's own state)."""
+        return []
+
     # --- what the service remembers and shows ---
 
     def get_meta(self, key: str) -> str | None:
@@ -263,6 +295,6 @@ class Ledger(Transitions, Reports, Housekeeping):
             )
 
 
-def open_ledger(state_dir: Path, *, readonly: bool = False) -> Ledger:
-    """The ledger of a state_dir: ``<state_dir>/ledger.sqlite3``."""
+def open_sqlite(state_dir: Path, *, readonly: bool = False) -> Ledger:
+    """The SQLite ledger of a state_dir: ``<state_dir>/ledger.sqlite3``."""
     return Ledger(Path(state_dir) / FILENAME, readonly=readonly)

@@ -125,11 +125,12 @@ class Transitions:
         now: float | None = None,
         affinity_seconds: float = 0.0,
         order: str = "oldest",
+        serves: Collection[str] = (),
     ) -> Job | None:
         """Take the next job (see the module's scheduling rule), or None when none is ready."""
         now = _now(now)
         with self._write("claim") as conn:
-            chosen = next_job(conn, now, loaded_models, affinity_seconds, order)
+            chosen = next_job(conn, now, loaded_models, affinity_seconds, order, serves)
             if chosen is None:
                 return None
             conn.execute(

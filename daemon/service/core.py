@@ -25,6 +25,10 @@ after them (one last bounded attempt for what is pending).
 Health: WATCHDOG=1 is sent only while the watcher is healthy (inbox present, observer alive,
 scans recent) and every worker thread is alive and either idle or showing a sign of life
 within ``jobs.stall_timeout``; long scans keep it fed as they go.
+
+Several servers (a shared, PostgreSQL ledger): the service joins as ``node.name``, renews
+its leases, takes back dead servers' jobs and scans the inbox only while it holds the
+intake lock (:mod:`.cluster`); a node that does not scan has no watcher, only workers.
 """
 
 from __future__ import annotations
@@ -44,14 +48,14 @@ from daemon.jobs.worker import Worker
 from daemon.lock import StateLock
 from daemon.mediaserver import Refresher
 from daemon.mediaserver import start as start_refresher
-from daemon.queue import Job, JobStore, open_ledger
+from daemon.queue import Job, JobStore, NodeInfo, node_name, open_ledger
 from daemon.service import health, startup
 from daemon.service.bridge import IntakeBridge
+from daemon.service.cluster import Membership
 from daemon.service.housekeeping import Housekeeper
 from daemon.service.observe import Observers
 from daemon.systemd import Notifier
 from daemon.version import VersionPolicy
-from daemon.web import STATUS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +74,8 @@ RESTART_ONLY = (
     "media_server",
     "metrics",
     "notify",
+    "ledger",
+    "node",
 )  # not applied by a reload
 
 
@@ -88,6 +94,8 @@ class Service:
         self.workers: list[Worker] = []
         self.observers: Observers | None = None
         self.housekeeper: Housekeeper | None = None
+        self.cluster: Membership | None = None  # a shared ledger only
+        self.node = node_name(cfg)
         self.version = VersionPolicy()
         self.interrupted = False  # the first stop signal was SIGINT (exit status 130)
         self._stop_requests = 0
@@ -136,7 +144,8 @@ class Service:
                 "there; put state_dir on local disk",
                 state_dir=str(cfg.state_dir), fstype=state_fs.fstype,
             )  # fmt: skip
-        self.ledger = ledger = open_ledger(cfg.state_dir)
+        self.ledger = ledger = open_ledger(cfg)
+        ledger.join(NodeInfo(self.node, tuple(w.device for w in cfg.workers), cfg.node.models))
         startup.make_folders(ledger, cfg)
         settled: list[Job] = []  # brought to an end by the start-up steps: notified below
         self.version = startup.run(ledger, cfg, settled)
@@ -147,25 +156,49 @@ class Service:
             observers.start_notifier([*settled, *ledger.in_state("queued", limit=-1)])
         written = self.refresher.submit if self.refresher else (lambda source: None)
         for index, spec in enumerate(cfg.workers):
-            worker = Worker(f"{index}:{spec.device}", spec.device, ledger, lambda: self.rules,
-                            version=self.version, events=observers,
+            name = (
+                f"{self.node}/{index}:{spec.device}" if ledger.shared else f"{index}:{spec.device}"
+            )
+            worker = Worker(name, spec.device, ledger, lambda: self.rules, version=self.version,
+                            events=observers, serves=cfg.node.models or (),
                             on_written=written)  # fmt: skip
             self.workers.append(worker)
             observers.workers.append(worker)
             worker.start()
+        if ledger.shared:
+            self.cluster = Membership(ledger, lambda: self.cfg, self.workers,
+                                      on_requeued=self._wake_workers)  # fmt: skip
+            self.cluster.start()
         self.bridge = IntakeBridge(ledger, lambda: self.rules, self.version,
                                    on_queued=self._wake_workers,
                                    keepalive=self._keepalive,
                                    on_scan=observers.scan_done)  # fmt: skip
-        self.watcher = self._new_watcher(cfg)
-        self.watcher.start()
-        self._step_watcher()  # the start-up reconciliation scan, before READY
+        self._follow_leadership(time.monotonic())  # the start-up scan, before READY, if leading
         self.housekeeper = Housekeeper(ledger, lambda: self.cfg)
         self.housekeeper.start()
         log.info("service started", inbox=str(cfg.inbox), outbox=str(cfg.outbox),
-                 mode=self.watcher.mode, workers=[w.name for w in self.workers],
+                 mode=self.watcher.mode if self.watcher else "standby (another node scans)",
+                 workers=[w.name for w in self.workers], node=self.node,
                  status_page=observers.url)  # fmt: skip
         self.notifier.ready(self._health().line())
+
+    def _follow_leadership(self, now: float) -> None:
+        """Scan the inbox while this node leads (always, on SQLite); stop when it does not."""
+        leading = self.watcher is not None
+        leads = self.cluster.may_lead(now, leading) if self.cluster is not None else True
+        if leads == leading:
+            return
+        if leads:
+            log.info("scanning the inbox", node=self.node)
+            self.watcher = self._new_watcher(self.cfg)
+            self.watcher.start()
+            self._step_watcher()
+        else:
+            log.warning("this node no longer holds the intake lock; it stops scanning",
+                        node=self.node)  # fmt: skip
+            assert self.watcher is not None
+            self.watcher.stop()
+            self.watcher = None
 
     def _new_watcher(self, cfg: Config) -> Watcher:
         bridge = self.bridge
@@ -188,7 +221,9 @@ class Service:
             worker.wake()
 
     def _step_watcher(self) -> None:
-        assert self.watcher is not None and self.bridge is not None
+        if self.watcher is None:  # another node scans the inbox
+            return
+        assert self.bridge is not None
         try:
             self.watcher.step()
         finally:
@@ -210,12 +245,16 @@ class Service:
         if self._reload_requested:
             self._reload_requested = False
             self._reload()
+        if self.cluster is not None:
+            self.cluster.reclaim_due(now)
+            self._follow_leadership(now)
         try:
             self._step_watcher()
         except WhisperdError as err:
             log.error("watcher step failed", error=str(err))
         every = min(INCOMPLETE_EVERY, self.cfg.watch.incomplete_timeout / 4)
-        if now - self._last["incomplete"] >= every and self.bridge is not None:
+        if now - self._last["incomplete"] >= every and self.watcher is not None:
+            assert self.bridge is not None
             self._last["incomplete"] = now
             try:
                 self.bridge.fail_stale_incomplete()
@@ -236,8 +275,7 @@ class Service:
 
     def run_forever(self) -> int:
         """Loop until a stop signal (returns 0) or a worker thread died (returns 1)."""
-        assert self.watcher is not None
-        tick = min(self.watcher.tick, 0.5)
+        tick = min(self.watcher.tick if self.watcher else 0.5, 0.5)
         while self._stop_requests == 0:
             self.loop_once(time.monotonic())
             dead = [w.name for w in self.workers if not w.alive()]
@@ -251,7 +289,9 @@ class Service:
 
     def healthy(self) -> bool:
         """Whether systemd's watchdog should be fed (see the module docstring)."""
-        if self.watcher is None or not self.watcher.healthy():
+        if self.watcher is None and self.cluster is None:
+            return False
+        if self.watcher is not None and not self.watcher.healthy():
             return False
         return health.workers_healthy(self.workers, self.cfg.jobs.stall_timeout)
 
@@ -279,7 +319,8 @@ class Service:
         self.notifier.status(current.line())
         if self.ledger is not None and (changed or now - self._last["record"] >= RECORD_EVERY):
             try:
-                self.ledger.set_meta(STATUS_KEY, current.record(os.getpid()))
+                key = health.status_key(self.node if self.ledger.shared else None)
+                self.ledger.set_meta(key, current.record(os.getpid()))
                 self._recorded, self._last["record"] = current, now
             except WhisperdError as err:
                 log.error("status record failed", error=str(err))
@@ -317,7 +358,10 @@ class Service:
         if self.observers is not None:
             self.observers.stop_notifier()
             self.observers.stop_listener()
-        # 6. close the ledger and release the lock
+        # 6. stop renewing leases (no job of ours runs any more), leave the cluster, close
+        #    the ledger, release the lock
+        if self.cluster is not None:
+            self.cluster.stop()
         if self.ledger is not None:
             self.ledger.close()
         self.lock.release()
@@ -364,8 +408,7 @@ class Service:
         if self.observers is not None:
             self.observers.reloaded(self.rules)
         logsetup.setup(new.log.level, new.log.format)
-        if (new.inbox, new.watch) != (old.inbox, old.watch):
-            assert self.watcher is not None
+        if (new.inbox, new.watch) != (old.inbox, old.watch) and self.watcher is not None:
             self.watcher.stop()
             self.watcher = self._new_watcher(self.cfg)
             self.watcher.start()

@@ -80,7 +80,7 @@ def observe(
                 "worker": worker.name, "reason": activity.paused,
                 "retry_in": max(0.0, round(activity.paused_until - now, 1)),
             })  # fmt: skip
-    if watcher is not None:
+    if watcher is not None:  # the node that scans the inbox (the only one on SQLite)
         stats = watcher.stats
         health.inbox_missing = bool(stats["inbox_missing"])
         health.waiting = watcher.waiting()

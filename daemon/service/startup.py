@@ -14,27 +14,35 @@ In this order, each step safe to repeat:
    times fail with an ``.error.txt`` (a file that takes the service down every time).
 5. **Leftover temp files** of the outbox are removed (after step 2, which may need them),
    and those of the inbox where outputs are written beside the sources.
+
+With a shared ledger (several servers, PostgreSQL) step 2 is left to the claims: this
+node's interrupted jobs go back to the queue *with* their staged outputs (step 4), and
+whichever worker claims one publishes them; step 3 covers this node's actions and those
+of dead nodes; step 4 takes back only this node's leftovers and expired leases (the main
+loop repeats it every few seconds); and step 5 removes only temp files older than an hour
+that no staged job names, since other servers are writing theirs right now.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
 import structlog
 
 from daemon.config import Config, Resolver
-from daemon.errors import OutputWriteError
 from daemon.intake import facts
-from daemon.jobs.outcome import after_success
-from daemon.outputs import Staged, cleanup_temp_files, finish, ledger_name, write_error_file
+from daemon.jobs.outcome import after_success, finish_staged
+from daemon.outputs import cleanup_temp_files, write_error_file
 from daemon.queue import Job, JobStore
 from daemon.version import VersionPolicy
 
 log = structlog.get_logger(__name__)
 
 IDENTITY_KEY = "version_identity"  # "inode" | "no-inode"
+SHARED_TEMP_AGE = 3600.0  # seconds: another server's temp file is younger than this
 
 
 def make_folders(ledger: JobStore, cfg: Config) -> None:
@@ -83,34 +91,11 @@ def finish_commits(
     (appended to ``settled``, for the notifications)."""
     finished = 0
     for job in ledger.staged_jobs():
-        record = json.loads(job.staged or "{}")
-        staged = [Staged.from_record(r) for r in record.get("files", [])]
-        try:
-            complete = bool(staged) and finish(staged)
-        except OutputWriteError as err:
-            log.warning("staged_commit_not_finished", path=job.path, error=str(err))
-            complete = False
-        if not complete:
-            continue  # recover() puts it back in the queue
-        action = cfg.jobs.on_success if cfg.jobs.on_success != "keep" else None
-        done = ledger.complete(
-            job.id,
-            outputs=[ledger_name(cfg.outbox, s.path) for s in staged],
-            audio_seconds=record["audio_seconds"],
-            processing_seconds=record["processing_seconds"],
-            language=record["language"],
-            source_action=action,
-        )
-        log.info(
-            "commit_finished",
-            path=job.path,
-            job=job.id,
-            note="the outputs were written before the stop; nothing transcribed again",
-        )
-        after_success(ledger, cfg, done, version, time.time)
-        finished += 1
-        if settled is not None:
-            settled.append(done)
+        # Not finished: recover() puts it back in the queue, and it runs again.
+        if finish_staged(ledger, cfg, job, version, stop=threading.Event(), now=time.time):
+            finished += 1
+            if settled is not None:
+                settled.append(ledger.get(job.id))
     return finished
 
 
@@ -120,9 +105,12 @@ def finish_source_actions(ledger: JobStore, cfg: Config, version: VersionPolicy)
         after_success(ledger, cfg, job, version, time.time)
 
 
-def recover(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> None:
+def recover(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> int:
     """Running jobs back to the queue; over the crash limit: failed, with .error.txt (and
-    appended to ``settled``, for the notifications)."""
+    appended to ``settled``, for the notifications).
+
+    Returns how many went back to the queue (the caller wakes its workers).
+    """
     recovery = ledger.recover(crash_limit=cfg.jobs.crash_limit)
     rules = Resolver(cfg)
     if settled is not None:
@@ -133,6 +121,7 @@ def recover(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> 
         write_error_file(cfg, job.path, cfg.inbox / job.path, job.last_error or "",
                          attempts=job.attempts,
                          settings=rules.settings_for_file(job.path))  # fmt: skip
+    return len(recovery.requeued)
 
 
 def run(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> VersionPolicy:
@@ -141,12 +130,23 @@ def run(ledger: JobStore, cfg: Config, settled: list[Job] | None = None) -> Vers
     ``settled`` receives the jobs these steps brought to an end (a commit finished: done;
     over the crash limit: failed), so that they are notified like any other."""
     version = version_policy(ledger, cfg.inbox)
-    finish_commits(ledger, cfg, version, settled)
+    if not ledger.shared:
+        finish_commits(ledger, cfg, version, settled)
     finish_source_actions(ledger, cfg, version)
     recover(ledger, cfg, settled)
+    keep = _staged_temps(ledger, cfg) if ledger.shared else set()
     used = ((cfg.outbox, cfg.uses_outbox()), (cfg.inbox, cfg.beside_anywhere()))
     for folder in [folder for folder, written in used if written]:
-        removed = cleanup_temp_files(folder)
+        if ledger.shared:  # other servers are writing theirs right now
+            removed = cleanup_temp_files(folder, older_than=SHARED_TEMP_AGE, keep=keep)
+        else:
+            removed = cleanup_temp_files(folder)
         if removed:
             log.info("temporary files removed", count=removed, folder=str(folder))
     return version
+
+
+def _staged_temps(ledger: JobStore, cfg: Config) -> set[Path]:
+    """The temp files the staged jobs of every server name (kept while those finish)."""
+    return {cfg.outbox / f["temp"] for job in ledger.staged_jobs()
+            for f in json.loads(job.staged or "{}").get("files", [])}  # fmt: skip

@@ -15,7 +15,7 @@ as callables; nothing here starts by itself.
 from daemon.web.http import ListenError, WebServer
 from daemon.web.metrics import Metrics
 from daemon.web.public import encode_json, public_report
-from daemon.web.report import STATUS_KEY, collect
+from daemon.web.report import STATUS_KEY, collect, status_key
 
 __all__ = ["STATUS_KEY", "ListenError", "Metrics", "WebServer", "collect", "encode_json",
-           "public_report"]  # fmt: skip
+           "public_report", "status_key"]  # fmt: skip

@@ -21,13 +21,18 @@ import time
 from typing import Any
 
 from daemon.config import Config
-from daemon.queue import FILENAME, Job, open_ledger
+from daemon.queue import FILENAME, Job, NodeStatus, location, open_ledger
 from daemon.text import display
 from daemon.web.summary import WINDOW, folder_summary, iso, midnight, throughput_last_hour
 
 STATUS_KEY = "service_status"  # the record the running service keeps in the ledger's meta
 FAILURES_SHOWN = 10
 SKIPPED_SHOWN = 10  # the newest ones; --json lists every file with its state
+
+
+def status_key(node: str | None) -> str:
+    """Where a service keeps its record: one per node in a shared ledger."""
+    return STATUS_KEY if node is None else f"{STATUS_KEY}:{node}"
 
 
 def job_entry(job: Job) -> dict[str, Any]:
@@ -61,10 +66,12 @@ def collect(
         "service_status": {},
         "inbox": str(cfg.inbox),
         "outbox": str(cfg.outbox),
-        "ledger": str(cfg.state_dir / FILENAME),
+        "ledger": location(cfg),
         "generated_at": iso(now),
+        "nodes": [],
     }
-    if not (cfg.state_dir / FILENAME).exists():
+    shared = cfg.ledger.backend == "postgresql"
+    if not shared and not (cfg.state_dir / FILENAME).exists():
         report.update(counts={}, queue_ready=0, running=[], recent_failures=[], incomplete=[],
                       skipped=[],
                       throughput={}, folders=[], throughput_last_hour=throughput_last_hour([], now),
@@ -72,7 +79,11 @@ def collect(
         if files:
             report["files"] = []
         return report
-    with open_ledger(cfg.state_dir, readonly=True) as ledger:
+    with open_ledger(cfg, readonly=True) as ledger:
+        nodes = [_node(n, ledger.get_meta(status_key(n.name))) for n in ledger.nodes()]
+        record = ledger.get_meta(STATUS_KEY) if pid is not None and not shared else None
+        if shared:  # the node that scans the inbox tells why files wait
+            record = next((n["record"] for n in nodes if n["leader"]), None)
         counts = ledger.counts()
         audio, busy = ledger.totals("done")
         current = ledger.current(since=min(midnight(now), now - WINDOW))
@@ -83,7 +94,8 @@ def collect(
             recent_failures=[job_entry(j) for j in ledger.recent_failures(FAILURES_SHOWN)],
             incomplete=[job_entry(j) for j in ledger.in_state("incomplete", FAILURES_SHOWN)],
             skipped=[job_entry(j) for j in ledger.in_state("skipped", SKIPPED_SHOWN)],
-            service_status=_service_status(ledger.get_meta(STATUS_KEY) if pid else None),
+            service_status=_service_status(record),
+            nodes=nodes,
             throughput={
                 "last_hour_audio_hours_per_hour": round(ledger.throughput(WINDOW, now), 3),
                 "realtime_factor_while_busy": round(audio / busy, 2) if busy else None,
@@ -96,6 +108,18 @@ def collect(
         if files:
             report["files"] = [job_entry(j) for j in ledger.latest_per_path()]
     return report
+
+
+def _node(node: NodeStatus, record: str | None) -> dict[str, Any]:
+    """A node of a shared ledger, and what it last said of itself."""
+    said = _service_status(record)
+    return {
+        "name": node.name, "host": node.host, "pid": node.pid, "version": node.version,
+        "alive": node.alive, "heartbeat_seconds_ago": round(node.heartbeat_age, 1),
+        "started_at": iso(node.started_at), "leader": node.leader, "running": node.running,
+        "workers": list(node.workers), "models": list(node.models) if node.models else None,
+        "paused": said.get("paused") or [], "record": record,
+    }  # fmt: skip
 
 
 def _service_status(record: str | None) -> dict[str, Any]:

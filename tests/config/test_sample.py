@@ -9,8 +9,10 @@ from daemon.config import (
     Config,
     JobSettings,
     JobsSettings,
+    LedgerSettings,
     LogSettings,
     ModelsSettings,
+    NodeSettings,
     WatchSettings,
     WorkerSettings,
     load_config,
@@ -46,6 +48,7 @@ def test_sample_config_values_are_the_schema_defaults() -> None:
     assert config.log == LogSettings()
     assert config.metrics == MetricsSettings()
     assert config.notify == ()
+    assert config.ledger == LedgerSettings() and config.node == NodeSettings()
 
 
 def test_every_notify_key_is_in_the_commented_example() -> None:

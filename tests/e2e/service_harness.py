@@ -45,10 +45,14 @@ class Service:
     """One whisperd service on ``root``/inbox → ``root``/outbox, state in ``root``/var."""
 
     def __init__(self, root: Path, *, config: str = "", fake: bool = True,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, inbox: Path | None = None,
+                 outbox: Path | None = None, dsn: str | None = None) -> None:  # fmt: skip
         self.root = root
-        self.inbox, self.outbox, self.state = root / "inbox", root / "outbox", root / "var"
+        self.inbox, self.outbox = inbox or root / "inbox", outbox or root / "outbox"
+        self.state = root / "var"
+        self.dsn = dsn  # a shared PostgreSQL ledger: the test's config names it too
         self.inbox.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         self.config = root / "whisperd.yaml"
         self.write_config(config)
         self.fake = fake
@@ -180,19 +184,27 @@ class Service:
         """The status page's URL, as the running service recorded it (``http://host:port/``)."""
         return wait_for(lambda: self.status()["service_status"].get("status_page"), timeout)
 
+    def reader(self):
+        """The ledger, read-only: the state_dir's SQLite file, or the shared database."""
+        from daemon.queue import open_ledger
+
+        if self.dsn is not None:
+            from daemon.queue.postgres import PgLedger
+
+            return PgLedger(self.dsn, node="test-reader", readonly=True)
+        return open_ledger(self.state, readonly=True)
+
     def jobs(self) -> list:
         """Each path's newest version, read straight from the ledger (read-only)."""
-        from daemon.queue import FILENAME, open_ledger
+        from daemon.queue import FILENAME
 
-        if not (self.state / FILENAME).exists():
+        if self.dsn is None and not (self.state / FILENAME).exists():
             return []
-        with open_ledger(self.state, readonly=True) as ledger:
+        with self.reader() as ledger:
             return ledger.latest_per_path()
 
     def history(self, path: str | None = None) -> list:
-        from daemon.queue import open_ledger
-
-        with open_ledger(self.state, readonly=True) as ledger:
+        with self.reader() as ledger:
             return ledger.history(path)
 
     def states(self) -> dict[str, str]:
