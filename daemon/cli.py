@@ -27,6 +27,17 @@ class Exit(IntEnum):
     INTERRUPTED = 130
 
 
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $WHISPERD_CONFIG, ./config/whisperd.yaml, "
+        "/etc/whisperd/whisperd.yaml)",
+    )
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whisperd",
@@ -34,33 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"whisperd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "-c",
-            "--config",
-            metavar="FILE",
-            help="configuration file (default: $WHISPERD_CONFIG, ./config/whisperd.yaml, "
-            "/etc/whisperd/whisperd.yaml)",
-        )
-        return p
-
-    p = with_config(sub.add_parser("run", help="run the watched-folder service (foreground)"))
-    p = with_config(sub.add_parser("status", help="queue, running jobs, failures, throughput"))
+    p = _with_config(sub.add_parser("run", help="run the watched-folder service (foreground)"))
+    p = _with_config(sub.add_parser("status", help="queue, running jobs, failures, throughput"))
     p.add_argument("--json", action="store_true", help="machine-readable, with every file")
-    p = with_config(sub.add_parser("retry", help="queue failed files again"))
+    p = _with_config(sub.add_parser("retry", help="queue failed files again"))
     p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
     p.add_argument("--failed", action="store_true", help="every failed file")
 
-    p = with_config(sub.add_parser("render", help="write outputs again from the stored JSON"))
+    p = _with_config(sub.add_parser("render", help="write outputs again from the stored JSON"))
     p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
     p.add_argument("--all", action="store_true", help="every done file")
-    p = with_config(sub.add_parser("requeue", help="transcribe done files again (new jobs)"))
+    p = _with_config(sub.add_parser("requeue", help="transcribe done files again (new jobs)"))
     p.add_argument("paths", nargs="*", metavar="PATH", help="inbox files or folders")
     p.add_argument("--all-done", action="store_true", help="every done file")
     p.add_argument("--folder", metavar="F", help="the done files in this inbox folder")
 
-    p = with_config(sub.add_parser("transcribe", help="transcribe files named here, once"))
+    p = _with_config(sub.add_parser("transcribe", help="transcribe files named here, once"))
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", "-m", help="model name or checkpoint path")
     p.add_argument("--language", "-l", help="language code or name (default: detect)")
@@ -69,31 +69,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="default: next to each file")
 
+    _with_config(sub.add_parser("check-config", help="validate the configuration"))
+    p = _with_config(sub.add_parser("explain", help="effective settings and outputs for a path"))
+    p.add_argument("path", metavar="PATH", help="a file in (or relative to) the inbox")
+    _ledger_commands(sub)
+    _model_commands(sub)
+    return parser
+
+
+def _ledger_commands(sub: argparse._SubParsersAction) -> None:
     ledger = sub.add_parser("ledger", help="move the job ledger (SQLite → PostgreSQL)")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
-    p = with_config(
+    p = _with_config(
         lsub.add_parser("migrate", help="copy this server's SQLite ledger into PostgreSQL")
     )
     p.add_argument("--to", metavar="DSN",
                    help="the empty PostgreSQL database (default: the configured ledger.dsn "
                    "or $WHISPERD_LEDGER_DSN)")  # fmt: skip
 
-    with_config(sub.add_parser("check-config", help="validate the configuration"))
-    p = with_config(sub.add_parser("explain", help="effective settings and outputs for a path"))
-    p.add_argument("path", metavar="PATH", help="a file in (or relative to) the inbox")
 
+def _model_commands(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list or import models")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    p = with_config(msub.add_parser("list", help="models available in model_dir"))
+    p = _with_config(msub.add_parser("list", help="models available in model_dir"))
     p.add_argument("--model-dir", metavar="DIR", help="instead of the config's model_dir")
-    p = with_config(
+    p = _with_config(
         msub.add_parser("import", help="convert a CTranslate2 / faster-whisper model directory")
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="model directories (all parts)")
     p.add_argument("--name", required=True, help="the name to use as `model:` in the config")
     p.add_argument("--model-dir", metavar="DIR", help="instead of the config's model_dir")
     p.add_argument("--force", action="store_true", help="replace an existing model")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,13 +24,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
 
 from daemon.config import Config, JobSettings
-from daemon.errors import LeaseLostError, LedgerError, OutputWriteError
+from daemon.errors import LeaseLostError, LedgerError, OutputWriteError, WhisperdError
 from daemon.jobs import source as source_mod
 from daemon.outputs import (
     Staged,
@@ -142,6 +143,14 @@ def _complete(
     )
     after_success(ledger, cfg, done, version, now, settings)
     return done
+
+
+def reread(ledger: JobStore, job: Job, state: str, error: str | None = None) -> Job:
+    """The job as the ledger has it now (as recorded here, if the ledger cannot say)."""
+    try:
+        return ledger.get(job.id)
+    except WhisperdError:
+        return replace(job, state=state, last_error=error)
 
 
 def job_settings(cfg: Config, job: Job) -> JobSettings:

@@ -52,7 +52,7 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from daemon.config import Config, JobSettings, Resolver, name_matcher
+from daemon.config import Resolver, name_matcher
 from daemon.engines import Cancelled, Engine, create
 from daemon.errors import (
     FolderNotWritableError,
@@ -265,7 +265,7 @@ class Worker:
             if job.staged and outcome.finish_staged(
                 self.ledger, cfg, job, self._version, stop=self._stop_claiming, now=self._clock
             ):
-                return self._reread(job, "done"), "done"  # fmt: skip
+                return outcome.reread(self.ledger, job, "done"), "done"  # fmt: skip
             return self._run(rules, job, source)
         except Cancelled:
             self._requeue(job, "stopped: the service shut down mid-job")
@@ -292,8 +292,10 @@ class Worker:
             )
         settings = rules.resolve(PurePosixPath(job.path).parent).settings
         if settings.skip_if_subtitles:
-            reason = self._skip(cfg, job, source, settings)
-            if reason is not None:
+            ours = library.our_outputs(cfg.outbox, self.ledger.history(job.path))
+            reason = library.subtitled(source, settings, name_matcher(cfg.watch.include), ours=ours)
+            if reason is not None:  # a sidecar or a stream arrived while it waited
+                self.ledger.abandon(job.id, state="skipped", reason=reason, now=self._clock())
                 return replace(job, state="skipped", last_error=reason), "skipped"
         done = pipeline.transcribe(
             source, settings=settings, engine=self._engine(settings.engine), limits=cfg.jobs,
@@ -327,14 +329,6 @@ class Worker:
         if settings.outputs_beside_source:
             self._on_written(source)
         return committed, "done"
-
-    def _skip(self, cfg: Config, job: Job, source: Path, settings: JobSettings) -> str | None:
-        """Skip the job if the video has subtitles by now: the reason, else None."""
-        ours = library.our_outputs(cfg.outbox, self.ledger.history(job.path))
-        reason = library.subtitled(source, settings, name_matcher(cfg.watch.include), ours=ours)
-        if reason is not None:
-            self.ledger.abandon(job.id, state="skipped", reason=reason, now=self._clock())
-        return reason
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -381,14 +375,8 @@ class Worker:
         state = outcome.failed(self.ledger, rules.cfg, job, error, transient=transient,
                                stop=self._stop_claiming, now=self._clock,
                                settings=rules.settings_for_file(job.path))  # fmt: skip
-        return self._reread(job, state, error), "failed" if state == "failed" else "retry"
-
-    def _reread(self, job: Job, state: str, error: str | None = None) -> Job:
-        """The job as the ledger has it now (as recorded here, if the ledger cannot say)."""
-        try:
-            return self.ledger.get(job.id)
-        except WhisperdError:
-            return replace(job, state=state, last_error=error)
+        after = outcome.reread(self.ledger, job, state, error)
+        return after, "failed" if state == "failed" else "retry"
 
     def _requeue(self, job: Job, reason: str) -> None:
         outcome.with_retries(lambda: self.ledger.requeue(job.id, reason=reason,

@@ -29,6 +29,9 @@ within ``jobs.stall_timeout``; long scans keep it fed as they go.
 Several servers (a shared, PostgreSQL ledger): the service joins as ``node.name``, renews
 its leases, takes back dead servers' jobs and scans the inbox only while it holds the
 intake lock (:mod:`.cluster`); a node that does not scan has no watcher, only workers.
+
+Long: the one place where the service's parts are started, stepped and stopped, in order;
+each part lives in its own module, and what stays here is that order.
 """
 
 from __future__ import annotations
