@@ -413,7 +413,8 @@ def test_real_model_end_to_end(tmp_path: Path, model_dir: Path):
 
 def test_status_readable_while_running(service: Service):
     audio(service.inbox / "busy.wav", seconds=1.0)
-    service.start(env={"WHISPERD_FAKE_DELAY": "5"})
+    # a job long enough to still run after two `status` processes started on a busy machine
+    service.start(env={"WHISPERD_FAKE_DELAY": "60"})
     wait_for(lambda: service.states().get("busy.wav") == "running")
     result = service.cli("status")
     assert result.returncode == 0
