@@ -124,13 +124,18 @@ def test_a_read_only_ledger_cannot_store(tmp_path: Path) -> None:
 
 
 def test_every_node_sees_the_deliveries_of_the_others(ledger: JobStore, request) -> None:
-    """On a shared ledger a notification stored by one node is sent by whichever sends."""
+    """On a shared ledger every node stores notifications and the intake leader sends."""
     if not ledger.shared:
         pytest.skip("one node on SQLite")
     from daemon.queue.postgres import PgLedger
 
     ledger.deliveries.enqueue([Delivery.new("hook", "done", b"{}", now=1.0, id="n1")])
+    ledger.deliveries.enqueue([Delivery.new("hook", "done", b"{}", now=1.0, id="n2")])
     with PgLedger(request.getfixturevalue("pg_dsn"), node="other") as other:
-        [due] = other.deliveries.due(2.0)
+        assert other.lead()  # the node that leads intake sends, the others wait
+        assert ledger.deliveries.due(2.0) == [] and ledger.deliveries.next_due() is None
+        assert ledger.deliveries.pending_targets() == {} and ledger.deliveries.pending() == 2
+        [due, _] = other.deliveries.due(2.0)
         other.deliveries.mark_sent(due.id, now=3.0)
-    assert ledger.deliveries.counts() == {"pending": 0, "sent": 1, "given_up": 0}
+    assert ledger.deliveries.counts() == {"pending": 1, "sent": 1, "given_up": 0}
+    assert [d.id for d in ledger.deliveries.due(4.0)] == ["n2"]  # the leader left: this one

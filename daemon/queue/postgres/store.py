@@ -34,10 +34,10 @@ from typing import Any
 import structlog
 
 from daemon.errors import LedgerError
-from daemon.queue.deliveries import Deliveries
 from daemon.queue.job import KNOWN_STATES, Job, inode_from_db, version_key
 from daemon.queue.postgres import intake
 from daemon.queue.postgres.connection import Link, Row, sql
+from daemon.queue.postgres.deliveries import SharedDeliveries
 from daemon.queue.postgres.housekeeping import PgHousekeeping
 from daemon.queue.postgres.nodes import PgNodes
 from daemon.queue.postgres.transitions import PgTransitions
@@ -80,7 +80,7 @@ class PgLedger(PgTransitions, PgUpkeep, PgHousekeeping, PgNodes, Reports):
                          migrate_schema=not readonly,
                          idle_in_transaction=self.lease_seconds)  # fmt: skip
         self.link.on_connect = self._on_connect
-        self.deliveries = Deliveries(self, translate=sql)  # the notification queue, shared
+        self.deliveries = SharedDeliveries(self, self.lead)  # stored by all, sent by one
 
     @property
     def path(self) -> str:
