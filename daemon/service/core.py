@@ -56,6 +56,7 @@ from daemon.service.housekeeping import Housekeeper
 from daemon.service.observe import Observers
 from daemon.systemd import Notifier
 from daemon.version import VersionPolicy
+from daemon.web import status_key
 
 log = structlog.get_logger(__name__)
 
@@ -319,7 +320,7 @@ class Service:
         self.notifier.status(current.line())
         if self.ledger is not None and (changed or now - self._last["record"] >= RECORD_EVERY):
             try:
-                key = health.status_key(self.node if self.ledger.shared else None)
+                key = status_key(self.node if self.ledger.shared else None)
                 self.ledger.set_meta(key, current.record(os.getpid()))
                 self._recorded, self._last["record"] = current, now
             except WhisperdError as err:
