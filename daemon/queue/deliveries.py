@@ -13,14 +13,16 @@ stopped is sent again (at-least-once; receivers deduplicate on the delivery id).
 :class:`DeliveryStore` is what :mod:`daemon.notify` uses; :class:`Deliveries` implements it
 on the ledger's own connection and lock (``ledger.deliveries``), so a notification is
 committed like any job transition (WAL, synchronous=FULL). Every write is one ``BEGIN
-IMMEDIATE`` transaction; nothing holds the lock while sending.
+IMMEDIATE`` transaction; nothing holds the lock while sending. The PostgreSQL ledger uses
+the same class on its own connection (``translate``: its placeholders; table ``deliveries``
+in its schema step 3), so every node sends what any node stored.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -82,8 +84,9 @@ class _Host(Protocol):
 class Deliveries:
     """:class:`DeliveryStore` on a ledger's connection (its ``_write`` and ``_read``)."""
 
-    def __init__(self, host: _Host) -> None:
+    def __init__(self, host: _Host, translate: Callable[[str], str] = str) -> None:
         self._host = host
+        self._sql = translate  # the writes' ``?`` placeholders in the host's dialect
 
     # --- writes ---
 
@@ -94,9 +97,11 @@ class Deliveries:
         if not rows:
             return
         with self._host._write("store a notification") as conn:
-            conn.executemany(
-                "INSERT INTO deliveries (id, target, event, body, created_at, next_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            conn.cursor().executemany(
+                self._sql(
+                    "INSERT INTO deliveries (id, target, event, body, created_at, next_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
                 rows,
             )
 
@@ -108,8 +113,10 @@ class Deliveries:
         """An attempt failed; try again at ``next_at``."""
         with self._host._write("reschedule a notification") as conn:
             conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_error = ?, "
-                "updated_at = ? WHERE id = ? AND state = 'pending'",
+                self._sql(
+                    "UPDATE deliveries SET attempts = attempts + 1, next_at = ?, "
+                    "last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending'"
+                ),
                 (next_at, error, now, delivery_id),
             )
 
@@ -123,7 +130,8 @@ class Deliveries:
         """Delete sent and given-up deliveries last updated before ``before``; the count."""
         with self._host._write("prune old notifications") as conn:
             return conn.execute(
-                "DELETE FROM deliveries WHERE state != 'pending' AND updated_at < ?", (before,)
+                self._sql("DELETE FROM deliveries WHERE state <> 'pending' AND updated_at < ?"),
+                (before,),
             ).rowcount
 
     def _finish(
@@ -131,9 +139,11 @@ class Deliveries:
     ) -> None:
         with self._host._write(f"mark a notification {state}") as conn:
             conn.execute(
-                "UPDATE deliveries SET state = ?, attempts = attempts + ?, "
-                "last_error = coalesce(?, last_error), updated_at = ? "
-                "WHERE id = ? AND state = 'pending'",
+                self._sql(
+                    "UPDATE deliveries SET state = ?, attempts = attempts + ?, "
+                    "last_error = coalesce(?, last_error), updated_at = ? "
+                    "WHERE id = ? AND state = 'pending'"
+                ),
                 (state, int(attempted), error, now, delivery_id),
             )
 

@@ -21,20 +21,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import structlog
 
-from daemon.queue.job import Brief, Job, path_filter
-
 log = structlog.get_logger(__name__)
 
-_BRIEF = (
-    "id, path, state, enqueued_at, started_at, finished_at, audio_seconds, "
-    "processing_seconds, model"
-)
 PRUNE_BATCH = 500  # rows deleted per transaction
 VACUUM_MIN_RATIO = 0.25  # free pages / all pages
 VACUUM_MIN_BYTES = 16 * 2**20
@@ -45,6 +39,22 @@ _SETTLED = "'done', 'failed', 'superseded', 'gone', 'skipped'"  # as in the jobs
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def prunable(rows: Iterable[Sequence[Any]], exists: Callable[[str], bool]) -> list[int]:
+    """Of settled ``(id, path, state)`` rows old enough, the ids that may go (module
+    docstring); ``exists`` is asked once per path. Shared with the PostgreSQL ledger."""
+    missing: dict[bytes, bool] = {}
+    doomed: list[int] = []
+    for job_id, raw, state in rows:
+        if state not in _BY_AGE:
+            raw = bytes(raw)
+            if raw not in missing:
+                missing[raw] = not exists(os.fsdecode(raw))
+            if not missing[raw]:
+                continue
+        doomed.append(job_id)
+    return doomed
 
 
 class Housekeeping:
@@ -71,15 +81,7 @@ class Housekeeping:
             "AND staged IS NULL AND source_action IS NULL",
             (before,),
         )
-        missing: dict[bytes, bool] = {}
-        doomed: list[int] = []
-        for job_id, raw, state in rows:
-            if state not in _BY_AGE:
-                if raw not in missing:
-                    missing[raw] = not exists(os.fsdecode(raw))
-                if not missing[raw]:
-                    continue
-            doomed.append(job_id)
+        doomed = prunable(rows, exists)
         deleted = 0
         for start in range(0, len(doomed), PRUNE_BATCH):
             if stop():
@@ -116,55 +118,6 @@ class Housekeeping:
 
     def _vacuum(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
-
-    def oldest_queued_at(self) -> float | None:
-        """When the oldest queued job was queued (epoch seconds); None when none is."""
-        return self._read("SELECT min(enqueued_at) FROM jobs WHERE state = 'queued'")[0][0]
-
-    def active_ids(self) -> set[int]:
-        """Ids of the queued and running jobs."""
-        return {
-            r[0] for r in self._read("SELECT id FROM jobs WHERE state IN ('queued', 'running')")
-        }
-
-    def current(self, since: float) -> list[Brief]:
-        """What a person looks at, in brief: rows waiting, running, incomplete or failed, and
-        rows done since ``since``; read through indexes, never the whole table, and without
-        the wide columns (:meth:`jobs` gets those for the few rows listed)."""
-        rows = self._read(
-            f"SELECT {_BRIEF} FROM jobs WHERE state IN ('queued', 'running', 'incomplete', "
-            f"'failed') UNION ALL SELECT {_BRIEF} FROM jobs INDEXED BY jobs_finished "
-            "WHERE state = 'done' AND finished_at >= ?",
-            (since,),
-        )
-        return [Brief(r[0], r[1].decode("utf-8", "surrogateescape"), *r[2:]) for r in rows]
-
-    def jobs(self, ids: Sequence[int]) -> list[Job]:
-        """The jobs with these ids (in any order; missing ones left out)."""
-        found: list[Job] = []
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            rows = self._read(f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(part))})",
-                              part)  # fmt: skip
-            found += [Job.from_row(r) for r in rows]
-        return found
-
-    def done_jobs(self, under: Sequence[str] | None = None) -> list[Job]:
-        """Each path's newest done version (of every path, or of these files or folders)."""
-        if under is None:
-            where, params = "1", []
-        else:
-            parts = [path_filter(p) for p in under]
-            where = " OR ".join(w for w, _ in parts) or "0"
-            params = [x for _, ps in parts for x in ps]
-        rows = self._read(
-            "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY path "
-            "ORDER BY finished_at DESC, id DESC) AS rn FROM jobs "
-            f"WHERE state = 'done' AND ({where})) WHERE rn = 1 ORDER BY path",
-            params,
-        )
-        return [Job.from_row(r) for r in rows]
 
     def requeue_done(
         self, jobs: Sequence[tuple[int, str, str]], *, now: float | None = None

@@ -110,9 +110,10 @@ def version_key(path: str, fp: Fingerprint) -> tuple[bytes, int, int, int | None
 
 
 def path_filter(folder: str) -> tuple[str, list[bytes]]:
-    """SQL and parameters matching ``folder`` itself or anything below it ('' = all)."""
+    """SQL and parameters matching ``folder`` itself or anything below it ('' = all); SQL
+    that both backends read."""
     raw = os.fsencode(folder).rstrip(b"/")
     if raw in (b"", b"."):
-        return "1", []
+        return "1 = 1", []
     # Everything below 'a/b' sorts between 'a/b/' and 'a/b0' ('0' follows '/'): uses the index.
     return "(path = ? OR (path >= ? AND path < ?))", [raw, raw + b"/", raw + b"0"]

@@ -24,7 +24,8 @@ _ELIGIBLE = (
 )
 
 
-_ORDER = {"oldest": "enqueued_at, id", "newest": "mtime_ns DESC, id DESC"}
+#: jobs.order → the ORDER BY of the eligible jobs (also the PostgreSQL backend's).
+ORDER = {"oldest": "enqueued_at, id", "newest": "mtime_ns DESC, id DESC"}
 
 
 def next_job(
@@ -36,7 +37,7 @@ def next_job(
     serves: Collection[str] = (),
 ) -> int | None:
     """The id of the job to claim next, or None when none is ready (inside a transaction)."""
-    by = _ORDER[order]
+    by = ORDER[order]
     served = sorted(set(serves))
     eligible = _ELIGIBLE + (f" AND model IN ({', '.join('?' * len(served))})" if served else "")
     oldest = conn.execute(eligible + f" ORDER BY {by} LIMIT 1", (now, *served)).fetchone()

@@ -12,6 +12,7 @@ database empty. The SQLite ledger is not changed (beyond its own schema upgrade)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import structlog
 
@@ -29,6 +30,10 @@ _COLUMNS = (
     "outputs", "audio_seconds", "processing_seconds", "language", "progress", "last_error",
     "error_kind", "crashes", "staged", "source_action",
 )  # fmt: skip
+_DELIVERY_COLUMNS = (
+    "id", "target", "event", "body", "state", "attempts", "created_at", "next_at",
+    "updated_at", "last_error",
+)  # fmt: skip
 
 
 def _rows(source: Ledger) -> Iterator[tuple]:
@@ -42,6 +47,14 @@ def _rows(source: Ledger) -> Iterator[tuple]:
             return
         yield from (tuple(r) for r in rows)
         last = rows[-1]["id"]
+
+
+def _copy_deliveries(source: Ledger, conn: Any) -> None:
+    """The notification queue, in its order: what was pending is sent by the new ledger."""
+    rows = source._read(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries ORDER BY seq")
+    with conn.cursor().copy(f"COPY deliveries ({', '.join(_DELIVERY_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row))
 
 
 def copy_to_postgresql(source: Ledger, dsn: str) -> dict[str, int]:
@@ -65,6 +78,7 @@ def copy_to_postgresql(source: Ledger, dsn: str) -> dict[str, int]:
             "SELECT setval(pg_get_serial_sequence('jobs', 'id'), "
             "coalesce((SELECT max(id) FROM jobs), 0) + 1, false)"
         )
+        _copy_deliveries(source, conn)
         for key in META_KEYS:
             value = source.get_meta(key)
             if value is not None:

@@ -7,7 +7,13 @@ Once at start-up, then every day (:data:`EVERY`), :meth:`Housekeeper.run_once`:
    (:meth:`~daemon.queue.interface.JobStore.prune_history`). Outputs in the outbox are never
    touched. Skipped while the inbox is missing: an unmounted share must not look like every
    file deleted (and have them all transcribed again when it comes back);
-2. vacuums the database file when the pruning freed a good share of it.
+2. vacuums the database file when the pruning freed a good share of it (SQLite; autovacuum
+   does it on PostgreSQL).
+
+On a shared ledger (PostgreSQL, several servers) only the node that leads intake
+(:meth:`~daemon.queue.interface.JobStore.lead`) prunes: it is the one that scans the inbox,
+so its view of which files exist is the one the ledger follows, and the rounds of several
+nodes never delete the same rows at once.
 
 The thread waits on an Event, so a stop is noticed at once (and between prune batches).
 """
@@ -59,6 +65,9 @@ class Housekeeper:
         if not cfg.inbox.is_dir():
             log.warning("housekeeping_skipped", reason="the inbox is missing", inbox=str(cfg.inbox))
             return {**done, "skipped": "inbox missing"}
+        if self.ledger.shared and not self.ledger.lead():
+            log.info("housekeeping_skipped", reason="another node leads intake and prunes")
+            return {**done, "skipped": "not the intake leader"}
         started = time.monotonic()
         inbox = cfg.inbox
         done["pruned"] = self.ledger.prune_history(

@@ -1,4 +1,5 @@
-"""The notification queue in the ledger: durable, ordered, migrated into older ledgers."""
+"""The notification queue in the ledger: durable, ordered, migrated into older ledgers (the
+`store` tests run on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import LedgerError
-from daemon.queue import FILENAME, SCHEMA_VERSION, Deliveries, Delivery, open_ledger
+from daemon.queue import FILENAME, SCHEMA_VERSION, Deliveries, Delivery, JobStore, open_ledger
 from daemon.version import Fingerprint
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Deliveries]:
-    with open_ledger(tmp_path) as ledger:
-        yield ledger.deliveries
+def store(ledger: JobStore) -> Iterator[Deliveries]:
+    """The notification queue of the ledger, on both backends."""
+    yield ledger.deliveries  # type: ignore[misc]
 
 
 def test_a_delivery_survives_reopening(tmp_path: Path) -> None:
@@ -120,3 +121,21 @@ def test_a_read_only_ledger_cannot_store(tmp_path: Path) -> None:
         pytest.raises(LedgerError, match="read-only"),
     ):
         ledger.deliveries.enqueue([Delivery.new("a", "done", b"1", now=1.0)])
+
+
+def test_every_node_sees_the_deliveries_of_the_others(ledger: JobStore, request) -> None:
+    """On a shared ledger every node stores notifications and the intake leader sends."""
+    if not ledger.shared:
+        pytest.skip("one node on SQLite")
+    from daemon.queue.postgres import PgLedger
+
+    ledger.deliveries.enqueue([Delivery.new("hook", "done", b"{}", now=1.0, id="n1")])
+    ledger.deliveries.enqueue([Delivery.new("hook", "done", b"{}", now=1.0, id="n2")])
+    with PgLedger(request.getfixturevalue("pg_dsn"), node="other") as other:
+        assert other.lead()  # the node that leads intake sends, the others wait
+        assert ledger.deliveries.due(2.0) == [] and ledger.deliveries.next_due() is None
+        assert ledger.deliveries.pending_targets() == {} and ledger.deliveries.pending() == 2
+        [due, _] = other.deliveries.due(2.0)
+        other.deliveries.mark_sent(due.id, now=3.0)
+    assert ledger.deliveries.counts() == {"pending": 1, "sent": 1, "given_up": 0}
+    assert [d.id for d in ledger.deliveries.due(4.0)] == ["n2"]  # the leader left: this one

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import LedgerError
-from daemon.queue import Ledger
+from daemon.queue import Ledger, RetryPolicy
 from daemon.version import Fingerprint
 from tests.queue.support import FP1, FP2, READ_COUNTS, add, run_python
 
@@ -108,3 +108,24 @@ def test_abandon_marks_a_running_job_gone_or_superseded(ledger: Ledger) -> None:
     assert not ledger.is_known("a.wav", gone.fingerprint)  # a comeback is queued afresh
     with pytest.raises(LedgerError, match="not running"):
         ledger.abandon(gone.id, state="gone", reason="again", now=5)
+
+
+def test_brief_rows_and_the_listed_jobs(ledger: Ledger) -> None:
+    """What the status report reads (current, jobs, in_state without a limit), on both."""
+    done, failed = add(ledger, "d.wav", now=1), add(ledger, "f.wav", now=2)
+    ledger.claim("w", now=3)
+    ledger.complete(done.id, outputs=["d.txt"], audio_seconds=5, processing_seconds=1,
+                    language="en", now=100)  # fmt: skip
+    ledger.claim("w", now=101)
+    ledger.fail(failed.id, error="bad", transient=False, policy=RetryPolicy(max_attempts=1),
+                now=102)  # fmt: skip
+    waiting = add(ledger, "sub/w.wav", now=103)
+    brief = {b.id: (b.path, b.state) for b in ledger.current(since=50)}
+    assert brief == {done.id: ("d.wav", "done"), failed.id: ("f.wav", "failed"),
+                     waiting.id: ("sub/w.wav", "queued")}  # fmt: skip
+    assert done.id not in {b.id for b in ledger.current(since=100.5)}
+    assert sorted(j.path for j in ledger.jobs([waiting.id, done.id, 999])) == ["d.wav", "sub/w.wav"]
+    assert [j.id for j in ledger.in_state("done", limit=-1)] == [done.id]
+    assert [j.id for j in ledger.recent_failures()] == [failed.id]
+    assert ledger.oldest_queued_at() == 103 and ledger.active_ids() == {waiting.id}
+    assert ledger.totals() == (5.0, 1.0) and ledger.totals("failed") == (0.0, 0.0)

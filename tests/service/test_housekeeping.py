@@ -71,3 +71,17 @@ def test_the_thread_runs_at_start_and_stops_at_once(tmp_path: Path) -> None:
         began = time.monotonic()
         keeper.stop()
         assert time.monotonic() - began < 1.0
+
+
+def test_on_a_shared_ledger_only_the_intake_leader_prunes(tmp_path: Path, pg_dsn: str) -> None:
+    from daemon.queue.postgres import PgLedger
+
+    cfg = config(tmp_path)
+    cfg.inbox.mkdir()
+    now = time.time()
+    with PgLedger(pg_dsn, node="a") as leader, PgLedger(pg_dsn, node="b") as other:
+        done(leader, "gone.wav", now - 100 * DAY, 1)
+        assert leader.lead() and not other.lead()
+        skipped = Housekeeper(other, lambda: cfg).run_once(now)
+        assert skipped == {"pruned": 0, "vacuumed": False, "skipped": "not the intake leader"}
+        assert Housekeeper(leader, lambda: cfg).run_once(now) == {"pruned": 1, "vacuumed": False}

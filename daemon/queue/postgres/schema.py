@@ -5,7 +5,7 @@ The numbering follows the SQLite ledger's (:data:`daemon.queue.schema.SCHEMA_VER
 ledger migrate`` copies a SQLite ledger of version ``n`` into a database of version ``n``.
 Step 2 is the first: a fresh database gets SQLite's version 2 at once, plus what several
 servers need (leases, fencing tokens, the claims history, the nodes table). A later step
-is one more entry of :data:`MIGRATIONS` (``tests/queue/test_postgres_schema.py`` fails while
+is one more entry of :data:`MIGRATIONS` (``tests/queue/test_postgres_leases.py`` fails while
 the SQLite ledger is ahead).
 
 ``whisperd_schema`` holds the version. :func:`migrate` runs each step in its own
@@ -27,6 +27,7 @@ LOCK_MIGRATE = 0x57480001  # schema migrations (transaction-level)
 LOCK_INTAKE = 0x57480002  # enqueueing (transaction-level): one row per version, always
 LOCK_LEADER = 0x57480003  # the node that scans the inbox (session-level)
 LOCK_NODE = 0x57480004  # a node name, held by its live service (session-level)
+LOCK_COUNTS = 0x57480005  # folding the counters' deltas (transaction-level, tried)
 
 #: The database's clock, in epoch seconds: leases are measured by it, never by a node's.
 DB_NOW = "extract(epoch from clock_timestamp())::double precision"
@@ -105,9 +106,90 @@ _STEP_2 = (
     """,
 )
 
+# Step 3, as SQLite's schema 3: the notification queue (``deliveries``), the counters per
+# state (``job_counts``) and the partial indexes of failed and of settled rows by time.
+# SQLite keeps one counter row per state; here concurrent transactions of several nodes
+# would all update the same few rows (a lock held to each commit, and deadlocks between a
+# claim, queued then running, and a requeue, running then queued). So the triggers only
+# insert deltas, one row per statement and state (statement-level, over the transition
+# tables), which never conflict; readers add them up, and :func:`fold_counts` (run with
+# the periodic reclaim) folds them into one row per state now and then.
+_COUNT_DELTAS = """
+    CREATE FUNCTION whisperd_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO job_counts SELECT state, count(*), coalesce(sum(audio_seconds), 0),
+                coalesce(sum(processing_seconds), 0) FROM new_rows GROUP BY state;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO job_counts SELECT state, -count(*), -coalesce(sum(audio_seconds), 0),
+                -coalesce(sum(processing_seconds), 0) FROM old_rows GROUP BY state;
+        ELSE
+            INSERT INTO job_counts SELECT state, sum(n), sum(a), sum(p) FROM (
+                SELECT state, -1 AS n, -coalesce(audio_seconds, 0) AS a,
+                    -coalesce(processing_seconds, 0) AS p FROM old_rows
+                UNION ALL SELECT state, 1, coalesce(audio_seconds, 0),
+                    coalesce(processing_seconds, 0) FROM new_rows) AS d
+            GROUP BY state HAVING sum(n) <> 0 OR sum(a) <> 0 OR sum(p) <> 0;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+"""
+_STEP_3 = (
+    """
+    CREATE TABLE deliveries (
+        seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- insertion order
+        id         text             NOT NULL UNIQUE,  -- uuid4 hex, for the receiver's dedup
+        target     text             NOT NULL,
+        event      text             NOT NULL,
+        body       bytea            NOT NULL,         -- the JSON document exactly as sent
+        state      text             NOT NULL DEFAULT 'pending'
+                                    CHECK (state IN ('pending', 'sent', 'given_up')),
+        attempts   integer          NOT NULL DEFAULT 0,
+        created_at double precision NOT NULL,
+        next_at    double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        last_error text
+    )
+    """,
+    "CREATE INDEX deliveries_due ON deliveries (target, next_at, seq) WHERE state = 'pending'",
+    "CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE state <> 'pending'",
+    # Deltas, no key (see above): the counts are sum(n) per state.
+    "CREATE TABLE job_counts (state text NOT NULL, n bigint NOT NULL, "
+    "audio_seconds double precision NOT NULL, processing_seconds double precision NOT NULL)",
+    "INSERT INTO job_counts SELECT state, count(*), coalesce(sum(audio_seconds), 0), "
+    "coalesce(sum(processing_seconds), 0) FROM jobs GROUP BY state",
+    _COUNT_DELTAS,
+    "CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION whisperd_count_jobs()",
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows "
+    "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION whisperd_count_jobs()",
+    "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION whisperd_count_jobs()",
+    "CREATE INDEX jobs_failed ON jobs (finished_at) WHERE state = 'failed'",
+    "CREATE INDEX jobs_settled ON jobs (finished_at) "
+    "WHERE state IN ('done', 'failed', 'superseded', 'gone', 'skipped')",
+)
+
 #: Schema version → the statements of that step (see the module docstring).
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: _STEP_2}
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: _STEP_2, 3: _STEP_3}
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def fold_counts(conn: Any) -> None:
+    """Inside a transaction: the counters' deltas become one row per state (see step 3).
+
+    Skipped while another node folds. Deltas committed meanwhile are not seen by the
+    DELETE and stay, so the sums never change.
+    """
+    if not conn.execute("SELECT pg_try_advisory_xact_lock(%s, 0)", (LOCK_COUNTS,)).fetchone()[0]:
+        return
+    conn.execute(
+        "WITH gone AS (DELETE FROM job_counts RETURNING *) INSERT INTO job_counts "
+        "SELECT state, sum(n), sum(audio_seconds), sum(processing_seconds) FROM gone "
+        "GROUP BY state HAVING sum(n) <> 0 OR sum(audio_seconds) <> 0 "
+        "OR sum(processing_seconds) <> 0"
+    )
 
 
 def current_version(conn: Any) -> int:

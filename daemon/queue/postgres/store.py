@@ -37,6 +37,8 @@ from daemon.errors import LedgerError
 from daemon.queue.job import KNOWN_STATES, Job, inode_from_db, version_key
 from daemon.queue.postgres import intake
 from daemon.queue.postgres.connection import Link, Row, sql
+from daemon.queue.postgres.deliveries import SharedDeliveries
+from daemon.queue.postgres.housekeeping import PgHousekeeping
 from daemon.queue.postgres.nodes import PgNodes
 from daemon.queue.postgres.transitions import PgTransitions
 from daemon.queue.postgres.upkeep import PgUpkeep
@@ -53,7 +55,7 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-class PgLedger(PgTransitions, PgUpkeep, PgNodes, Reports):
+class PgLedger(PgTransitions, PgUpkeep, PgHousekeeping, PgNodes, Reports):
     """The ledger in the PostgreSQL database at ``dsn``, as node ``node``."""
 
     shared = True
@@ -78,6 +80,7 @@ class PgLedger(PgTransitions, PgUpkeep, PgNodes, Reports):
                          migrate_schema=not readonly,
                          idle_in_transaction=self.lease_seconds)  # fmt: skip
         self.link.on_connect = self._on_connect
+        self.deliveries = SharedDeliveries(self, self.lead)  # stored by all, sent by one
 
     @property
     def path(self) -> str:
@@ -112,6 +115,10 @@ class PgLedger(PgTransitions, PgUpkeep, PgNodes, Reports):
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.link.read(query, params)
+
+    def _index(self, name: str) -> str:
+        """No index hints on PostgreSQL (the planner has statistics; see Reports)."""
+        return ""
 
     @staticmethod
     def _job(conn: Any, job_id: int) -> Job:

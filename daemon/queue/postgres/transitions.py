@@ -27,6 +27,7 @@ from daemon.queue.job import Job
 from daemon.queue.policy import RetryPolicy
 from daemon.queue.postgres.connection import Row, sql
 from daemon.queue.postgres.schema import DB_NOW
+from daemon.queue.scheduling import ORDER
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ _ELIGIBLE = (
     "WHERE state = 'queued' AND not_before <= ? {serves} AND NOT EXISTS "
     "(SELECT 1 FROM jobs AS r WHERE r.path = j.path AND r.state = 'running')"
 )
-_TAKE = " ORDER BY enqueued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+_TAKE = " ORDER BY {by} LIMIT 1 FOR UPDATE SKIP LOCKED"
 
 
 def _now(now: float | None) -> float:
@@ -43,19 +44,25 @@ def _now(now: float | None) -> float:
 
 
 def next_job(
-    conn: Any, now: float, loaded: Collection[str], affinity: float, serves: Collection[str]
+    conn: Any,
+    now: float,
+    loaded: Collection[str],
+    affinity: float,
+    serves: Collection[str],
+    order: str = "oldest",
 ) -> int | None:
     """The id of the job to claim next, its row locked; None when none is ready."""
+    take = _TAKE.format(by=ORDER[order])
     where = _ELIGIBLE.format(serves="AND model = ANY(?)" if serves else "")
     base = [now, sorted(serves)] if serves else [now]
-    oldest = conn.execute(sql(where + _TAKE), base).fetchone()
+    oldest = conn.execute(sql(where + take), base).fetchone()
     if oldest is None:
         return None
     models = sorted(set(loaded))
     if oldest["model"] in models or not models:
         return int(oldest["id"])
     preferred = conn.execute(
-        sql(where + " AND model = ANY(?) AND enqueued_at <= ?" + _TAKE),
+        sql(where + " AND model = ANY(?) AND enqueued_at <= ?" + take),
         [*base, models, oldest["enqueued_at"] + affinity],
     ).fetchone()
     return int((preferred or oldest)["id"])
@@ -91,12 +98,13 @@ class PgTransitions:
         loaded_models: Collection[str] = (),
         now: float | None = None,
         affinity_seconds: float = 0.0,
+        order: str = "oldest",
         serves: Collection[str] = (),
     ) -> Job | None:
         """Take the next job with a lease and a fencing token, or None when none is ready."""
         now = _now(now)
         with self._write("claim") as conn:
-            chosen = next_job(conn, now, loaded_models, affinity_seconds, serves)
+            chosen = next_job(conn, now, loaded_models, affinity_seconds, serves, order)
             if chosen is None:
                 return None
             fence = conn.execute(
@@ -296,9 +304,10 @@ class PgTransitions:
         log.info("job_requeued", job=job_id, reason=reason)
 
     def abandon(self, job_id: int, *, state: str, reason: str, now: float | None = None) -> None:
-        """A held job whose source vanished ('gone') or changed ('superseded')."""
-        if state not in ("gone", "superseded"):
-            raise ValueError(f"abandon: state must be gone or superseded, not {state!r}")
+        """A held job whose source vanished ('gone') or changed ('superseded') before it
+        ran, or that needs no transcript ('skipped': the video has subtitles already)."""
+        if state not in ("gone", "superseded", "skipped"):
+            raise ValueError(f"abandon: state must be gone, superseded or skipped, not {state!r}")
         now = _now(now)
         with self._write("abandon") as conn:
             if self._fenced(conn, job_id, "abandon", finished=(state,)) is not None:

@@ -19,7 +19,7 @@ import structlog
 from daemon.queue.job import Job
 from daemon.queue.postgres.connection import Row, sql
 from daemon.queue.postgres.intake import path_filter
-from daemon.queue.postgres.schema import DB_NOW
+from daemon.queue.postgres.schema import DB_NOW, fold_counts
 from daemon.queue.transitions import INTERRUPTED, Recovery, crash_message
 
 log = structlog.get_logger(__name__)
@@ -75,6 +75,7 @@ class PgUpkeep:
             for row in rows:
                 target = failed if self._reclaim(conn, row, now, crash_limit) else requeued
                 target.append(self._job(conn, row["id"]))
+            fold_counts(conn)  # every few seconds on every node: the counters stay short
         if rows:
             log.warning("jobs_reclaimed", requeued=[j.path for j in requeued],
                         failed=[j.path for j in failed], nodes=sorted({r["node"] or "?"
@@ -140,7 +141,8 @@ class PgUpkeep:
     # --- the operator's and the service's housekeeping ---
 
     def retry(self, paths: Sequence[str] | None = None, *, now: float | None = None) -> int:
-        """Failed versions (all, or of these paths / below these folders) → queued afresh."""
+        """Failed versions (all, or of these paths / below these folders) → queued afresh;
+        skipped ones too when paths are named (looked at again when their job starts)."""
         now = _now(now)
         parts = [path_filter(p) for p in paths] if paths is not None else [("TRUE", [])]
         where = " OR ".join(w for w, _ in parts) or "FALSE"
@@ -149,8 +151,8 @@ class PgUpkeep:
             count = conn.execute(
                 sql("UPDATE jobs SET state = 'queued', attempts = 0, not_before = ?, "
                     f"updated_at = ?, finished_at = NULL, worker = NULL "
-                    f"WHERE state = 'failed' AND ({where})"),
-                (now, now, *params),
+                    f"WHERE (state = 'failed' OR (state = 'skipped' AND ?)) AND ({where})"),
+                (now, now, paths is not None, *params),
             ).rowcount  # fmt: skip
         log.info("jobs_retried", count=count)
         return count
