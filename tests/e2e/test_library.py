@@ -156,6 +156,8 @@ def test_collisions_failures_and_new_subtitles_in_a_library(
         wait_for(lambda: settled(service, 3), timeout=60)
         assert (inbox / "Twins/Twins.mkv.en.srt").is_file()
         assert (inbox / "Twins/Twins.mp4.en.srt").is_file()  # neither overwrote the other
+        # the failure is recorded first, then its .error.txt is written
+        wait_for(lambda: (inbox / "Broken/Broken.error.txt").is_file())
         error = (inbox / "Broken/Broken.error.txt").read_text()
         assert "whisperd retry Broken/Broken.mkv" in error
         assert not service.outbox.exists()
