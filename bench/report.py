@@ -123,12 +123,20 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     if "latency" in parts:
         lat = parts["latency"]
+        minus = lat.get("stable_seconds_subtracted", lat["stable_seconds"])
         lines += [
             "",
             "## 2. Latency",
             "",
-            f"`{lat['clip']}` renamed into the inbox → its last output, minus "
-            f"stable_seconds ({lat['stable_seconds']} s); service warm.",
+            f"`{lat['clip']}` renamed into the inbox → its last output"
+            + (
+                f", minus stable_seconds ({minus} s)"
+                if minus
+                else " (a whole WAV nobody "
+                f"writes is ready at once; stable_seconds {lat['stable_seconds']} s is for "
+                "files whisperd cannot judge)"
+            )
+            + "; service warm.",
             "",
             "| mode | drops | median latency s | median pipeline s |",
             "| --- | --- | --- | --- |",

@@ -165,7 +165,8 @@ def test_a_webhook_is_received_after_a_restart_in_the_middle(service: Service) -
         assert (doc["file"], doc["folder"], doc["state"], doc["language"]) == (
             "calls/suit.wav", "calls", "done", "en")  # fmt: skip
         text = (service.outbox / "calls" / "suit.txt").read_text().lower()
-        assert "dark suit" in text and doc["audio_seconds"] == pytest.approx(2.9, abs=0.1)
+        # greedy tiny.en hears "dog suit" or "dark suit"; the rest of the line is stable
+        assert "greasy wash water" in text and doc["audio_seconds"] == pytest.approx(2.9, abs=0.1)
         assert sorted(doc["outputs"]) == sorted(f"calls/suit.{f}" for f in
                                                 ("txt", "srt", "vtt", "tsv", "json"))  # fmt: skip
         wait_for(lambda: service.status()["notifications"]["pending"] == 0, timeout=30)
