@@ -193,10 +193,10 @@ def test_status_cache_rebuilds_after_the_ttl_stretched_by_cost_never_concurrentl
 
     cache = StatusCache(costly_report, ttl=1.0, clock=lambda: now[0])
     assert json.loads(cache.get()[1])["n"] == 101.5
-    now[0] = 106.4  # 10 x 0.5 s: reused although the ttl is 1 s
+    now[0] = 151.4  # 100 x 0.5 s: reused although the ttl is 1 s
     assert json.loads(cache.get()[1])["n"] == 101.5
-    now[0] = 106.5
-    assert json.loads(cache.get()[1])["n"] == 107.0
+    now[0] = 151.5
+    assert json.loads(cache.get()[1])["n"] == 152.0
     cache = StatusCache(slow_report, ttl=0.0)  # every call rebuilds: they queue, one at a time
     threads = [threading.Thread(target=cache.get) for _ in range(6)]
     for t in threads:
