@@ -107,12 +107,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         cfg = _load(args.config, required=False)
         logsetup.setup(cfg.log.level, cfg.log.format)
+        _warn_deprecated(cfg)
         return transcribe.run(cfg, args)
     cfg = _load(args.config)
     logsetup.setup(cfg.log.level if command == "run" else "warning", cfg.log.format)
     if command == "check-config":
+        for notice in cfg.notices:
+            print(f"{cfg.path}: warning: {notice}")
         print(f"{cfg.path}: OK")
         return Exit.OK
+    if command == "run":
+        _warn_deprecated(cfg)
     if command == "explain":
         from daemon.commands import explain
 
@@ -133,6 +138,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return retry.run(cfg, args.paths or None)
     raise AssertionError(command)
+
+
+def _warn_deprecated(cfg: Config) -> None:
+    """One warning per deprecated setting the configuration still uses."""
+    import structlog
+
+    for notice in cfg.notices:
+        structlog.get_logger("daemon.config").warning("deprecated setting", detail=notice)
 
 
 def _load(explicit: str | None, *, required: bool = True) -> Config:

@@ -2,12 +2,19 @@
 
 Writers in :mod:`daemon.outputs` consume only these types, so every engine produces the same
 files. ``to_whisper_result`` gives the dict shape openai-whisper's own writers expect.
+
+Beside the segments, a transcript carries what the subtitle path learnt: ``speech`` (the
+detected speech regions, ``None`` when speech detection was off) and ``dropped`` (what the
+hallucination guard removed, and why). Both are stored in the JSON, so that every output
+can be rendered again from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+Region = tuple[float, float]  # (start, end) seconds
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,16 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """Text the hallucination guard removed: a segment, or some words of one."""
+
+    start: float
+    end: float
+    text: str
+    reason: str  # e.g. "outside_speech", "no_speech", "repetition" (daemon.jobs.hallucinations)
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str
     language: str  # Whisper language code of the audio (detected or configured)
@@ -41,6 +58,8 @@ class Transcript:
     model: str
     engine: str
     extra: dict[str, Any] = field(default_factory=dict)
+    speech: tuple[Region, ...] | None = None  # detected speech; None: detection was off
+    dropped: tuple[Dropped, ...] = ()  # what the hallucination guard removed
 
     def to_whisper_result(self) -> dict[str, Any]:
         """The ``result`` dict of ``whisper.transcribe`` (input of ``whisper.utils`` writers)."""

@@ -3,7 +3,9 @@
 Owns everything about ``whisperd.yaml``: :mod:`.schema` (frozen pydantic models, a
 description on every field), :mod:`.values` (the value types and their messages),
 :mod:`.tables` (engines, formats, languages, official models, default patterns),
-:mod:`.load` (find → YAML → validate → cross-check), :mod:`.rules` (settings per folder),
+:mod:`.speech` (the vad, guard and subtitles sections), :mod:`.deprecated` (old keys read
+into new ones, with a notice), :mod:`.load` (find → YAML → validate → cross-check),
+:mod:`.rules` (settings per folder),
 :mod:`.checks` (combinations that cannot work), :mod:`.messages` (how errors read) and
 :mod:`.patterns` (the one file-name matcher).
 
@@ -34,10 +36,10 @@ from daemon.config.schema import (
     JobsSettings,
     LogSettings,
     ModelsSettings,
-    SubtitleSettings,
     WatchSettings,
     WorkerSettings,
 )
+from daemon.config.speech import GuardSettings, SubtitleSettings, VadSettings
 from daemon.config.tables import (
     COMPUTE_TYPES,
     ENGINES,
@@ -63,6 +65,7 @@ __all__ = [
     "SYSTEM_CONFIG",
     "VAD_KEYS",
     "Config",
+    "GuardSettings",
     "JobSettings",
     "JobsSettings",
     "LogSettings",
@@ -71,6 +74,7 @@ __all__ = [
     "Resolved",
     "Resolver",
     "SubtitleSettings",
+    "VadSettings",
     "WatchSettings",
     "WorkerSettings",
     "builtin_config",

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from daemon.config.checks import config_problems, job_problems, located
+from daemon.config.deprecated import migrate
 from daemon.config.messages import Loc, YamlLoader, line, show, translate, yaml_problem
 from daemon.config.rules import derive, merge, sets, validate_rules
 from daemon.config.schema import Config
@@ -32,14 +33,23 @@ SYSTEM_CONFIG = Path("/etc/whisperd/whisperd.yaml")
 _SECTIONS = ("defaults", "folders", "watch", "jobs", "workers", "models", "log")
 
 
-def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = frozenset()) -> Config:
+def _build(
+    raw: Mapping[Any, Any],
+    path: Path,
+    overridden: frozenset[str] = frozenset(),
+    notices: tuple[str, ...] = (),
+) -> Config:
     """Validate a parsed configuration: sections, folder rules, then cross-field checks."""
     # An empty section ('watch:' with every key commented out) means its defaults.
     data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
     errors: list[tuple[Loc, str]] = []
-    if "path" in data:  # a Config field, but set by the loader, not the file
-        del data["path"]
-        errors.append((("path",), "unknown key"))
+    for key in ("path", "notices"):  # Config fields, but set by the loader, not the file
+        if key in data:
+            del data[key]
+            errors.append(((key,), "unknown key"))
+    data, found, errors_of_old_keys = migrate(data)
+    errors += errors_of_old_keys
+    notices = (*notices, *found)
     model_dir = data.get("model_dir", Config.model_fields["model_dir"].default)
     usable = isinstance(model_dir, os.PathLike) or (
         isinstance(model_dir, str) and model_dir.strip()
@@ -51,7 +61,9 @@ def _build(raw: Mapping[Any, Any], path: Path, overridden: frozenset[str] = froz
     rules, rule_errors = validate_rules(data.pop("folders", {}), context)
     cfg = None
     try:
-        cfg = Config.model_validate({**data, "path": path, "folders": rules}, context=context)
+        cfg = Config.model_validate(
+            {**data, "path": path, "notices": notices, "folders": rules}, context=context
+        )
     except ValidationError as exc:
         errors += translate(exc, Config)
         if all(loc[:1] == ("defaults",) for loc, _ in errors):  # the rest can be cross-checked
@@ -159,6 +171,6 @@ def with_overrides(cfg: Config, **job_settings: Any) -> Config:
     for its files only. Errors are located as ``overrides.<key>``; a relative model path is
     taken from the config folder, so pass absolute paths.
     """
-    raw = cfg.model_dump(exclude={"path", "defaults"})
+    raw = cfg.model_dump(exclude={"path", "notices", "defaults"})
     raw["defaults"] = merge(cfg.defaults.model_dump(), job_settings)
-    return _build(raw, cfg.path, overridden=frozenset(job_settings))
+    return _build(raw, cfg.path, overridden=frozenset(job_settings), notices=cfg.notices)

@@ -2,7 +2,8 @@
 
 Owns everything that reads the bytes of a source: :mod:`.probe` (headers, streams, declared
 durations, how opening fails), :mod:`.decode` (PyAV to 16 kHz mono float32, truncation
-and damage checks) and :mod:`.completeness` (is a container whole, from its own structure,
+and damage checks), :mod:`.vad` (where the audio holds speech: Silero VAD) and
+:mod:`.completeness` (is a container whole, from its own structure,
 with bounded reads: used by intake before a file is queued).
 
 May import: :mod:`daemon.errors` (and :mod:`daemon.config`); nothing else of whisperd.
@@ -10,5 +11,16 @@ May import: :mod:`daemon.errors` (and :mod:`daemon.config`); nothing else of whi
 
 from daemon.media.decode import SAMPLE_RATE, Audio, decode
 from daemon.media.probe import AudioStreamInfo, MediaInfo, probe
+from daemon.media.vad import Region, detect_speech, speech_seconds
 
-__all__ = ["SAMPLE_RATE", "Audio", "AudioStreamInfo", "MediaInfo", "decode", "probe"]
+__all__ = [
+    "SAMPLE_RATE",
+    "Audio",
+    "AudioStreamInfo",
+    "MediaInfo",
+    "Region",
+    "decode",
+    "detect_speech",
+    "probe",
+    "speech_seconds",
+]

@@ -2,6 +2,9 @@
 
 Owns everything written into the outbox: :mod:`.naming` (mirrored folders, the one stem
 function, collision-safe and length-safe names), :mod:`.writers` (txt, srt, vtt, tsv, json),
+:mod:`.subtitles` (readable cues of a transcript and their rule report), :mod:`.cues` (where
+cues end and how they are timed), :mod:`.textlayout` (widths, sentence and clause words,
+balanced lines),
 :mod:`.atomic` (temp file, fsync, rename; leftover cleanup) and :mod:`.error_file` (the
 ``.error.txt`` of a failed file).
 
@@ -30,7 +33,8 @@ from daemon.outputs.naming import (
     plan_outputs,
     source_stem,
 )
-from daemon.outputs.writers import render, render_json, stage_outputs, write_outputs
+from daemon.outputs.subtitles import Subtitles, readable_cues
+from daemon.outputs.writers import render, render_json, stage_outputs, wanted_cues, write_outputs
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -38,6 +42,7 @@ __all__ = [
     "NAME_MAX",
     "TEMP_SUFFIX",
     "Staged",
+    "Subtitles",
     "cleanup_temp_files",
     "colliding_stem",
     "discard",
@@ -49,10 +54,12 @@ __all__ = [
     "output_paths",
     "plan_outputs",
     "publish",
+    "readable_cues",
     "render",
     "render_json",
     "source_stem",
     "stage_outputs",
+    "wanted_cues",
     "write_atomic",
     "write_error_file",
     "write_outputs",
