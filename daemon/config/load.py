@@ -33,13 +33,8 @@ SYSTEM_CONFIG = Path("/etc/whisperd/whisperd.yaml")
 _SECTIONS = ("defaults", "folders", "watch", "jobs", "workers", "models", "log")
 
 
-def _build(
-    raw: Mapping[Any, Any],
-    path: Path,
-    overridden: frozenset[str] = frozenset(),
-    notices: tuple[str, ...] = (),
-) -> Config:
-    """Validate a parsed configuration: sections, folder rules, then cross-field checks."""
+def _prepare(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[tuple[Loc, str]], list[str]]:
+    """The raw mapping made ready to validate: errors so far, notices of deprecated keys."""
     # An empty section ('watch:' with every key commented out) means its defaults.
     data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
     errors: list[tuple[Loc, str]] = []
@@ -47,8 +42,18 @@ def _build(
         if key in data:
             del data[key]
             errors.append(((key,), "unknown key"))
-    data, found, errors_of_old_keys = migrate(data)
-    errors += errors_of_old_keys
+    data, notices, old_key_errors = migrate(data)
+    return data, errors + old_key_errors, notices
+
+
+def _build(
+    raw: Mapping[Any, Any],
+    path: Path,
+    overridden: frozenset[str] = frozenset(),
+    notices: tuple[str, ...] = (),
+) -> Config:
+    """Validate a parsed configuration: sections, folder rules, then cross-field checks."""
+    data, errors, found = _prepare(raw)
     notices = (*notices, *found)
     model_dir = data.get("model_dir", Config.model_fields["model_dir"].default)
     usable = isinstance(model_dir, os.PathLike) or (
