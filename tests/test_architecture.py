@@ -31,6 +31,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "service": {"intake", "queue", "jobs", "engines", "models", "outputs"},
     "intake": {"media"},  # media.completeness: is the container whole?
     "queue": set(),
+    # media: decoding and the speech regions (media.vad) the engine and the guard use
     "jobs": {"queue", "media", "engines", "models", "outputs"},
     "media": set(),
     "engines": {"models"},

@@ -6,6 +6,8 @@ emit them. Rendering goes through the real writers (:func:`daemon.outputs.render
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import srt
 import webvtt
@@ -268,7 +270,7 @@ def test_highlight_words_underlines_each_word_of_a_readable_cue() -> None:
         "Hello there, my <u>friend.</u>",
     ]
     assert subs[0].start.total_seconds() == 2.0
-    assert all(a.end == b.start for a, b in zip(subs, subs[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(subs))
 
 
 def test_segments_without_words_still_get_readable_cues() -> None:
