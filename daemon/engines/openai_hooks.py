@@ -122,7 +122,6 @@ def _remembering(encoder: Any) -> Any:
         memo = getattr(_local, "memo", None)
         if memo is None or torch.is_inference_mode_enabled() or x.is_inference():
             return compute(x)  # outside hooked(), or tensors without a version counter
-            return compute(x)
         hit = memo.get("encoder")
         if hit is not None and hit[0] is encoder and hit[1] == _identity(x):
             out = hit[3]
