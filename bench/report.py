@@ -160,9 +160,75 @@ def markdown(results: dict[str, Any]) -> str:
                          e["run_busy_speedup_faster_over_openai"])  # fmt: skip
             lines.append(f"- target faster-whisper ≥ 3× openai-whisper (busy): "
                          f"{'yes' if target >= 3 else '**NO**'}")  # fmt: skip
+    if "subtitles" in parts:
+        lines += _subtitles(parts["subtitles"])
     for name, err in results.get("errors", {}).items():
         lines += ["", f"**part {name} failed**: {err}"]
     return "\n".join(lines) + "\n"
+
+
+def _subtitles(s: dict[str, Any]) -> list[str]:
+    """Part 7: the subtitle path against the plain path."""
+    progs = ", ".join(f"{name} {seconds} s" for name, seconds in s["programmes"].items())
+    lines = [
+        "",
+        "## 7. Subtitles (speech detection, word timings, guard, readable cues)",
+        "",
+        "plain: `vad: {enabled: false}, subtitles: {style: whisper}` (no word timings); "
+        "default: the shipped settings. `whisperd transcribe`, tiny.en, beam 5, fp32 on CPU.",
+        "",
+        "Cost on the throughput clips (busy: the JSONs' processing_seconds, warm-up clip "
+        "left out; CPU: user + system of the process), default / plain:",
+        "",
+        "| engine | files | audio s | round | plain busy s | default busy s | busy ratio "
+        "| plain CPU s | default CPU s | CPU ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    engines = [e for e in ("openai-whisper", "faster-whisper") if e in s]
+    for engine in engines:
+        c = s[engine]["cost"]
+        for i, r in enumerate(c["rounds"]):
+            cells = [engine, c["files"], c["audio_seconds"], i + 1, r["plain_busy"],
+                     r["default_busy"], r["busy_ratio"], r["plain_cpu"], r["default_cpu"],
+                     r["cpu_ratio"]]  # fmt: skip
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append(f"| {engine} | | | median | | | {c['median_busy_ratio']} | | "
+                     f"| {c['median_cpu_ratio']} |")  # fmt: skip
+    lines += [
+        "",
+        f"Programmes ({progs}); per engine, plain → default: words in cues overlapping no "
+        "true speech, the earliest cue start before its speech (default), cues within every "
+        "rule (checked on the srt), the worst reading speed (default), WER, segments the guard "
+        "dropped, busy-time ratio default / plain.",
+        "",
+        "| engine | programme | words away from speech | max lead s | within all rules "
+        "| max cps | WER % | dropped | busy ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for engine in engines:
+        for name, row in s[engine]["programmes"].items():
+            p, d = row["plain"], row["default"]
+            within = "-" if d["within_all"] is None else (
+                f"{100 * p['within_all']:.0f} → {100 * d['within_all']:.0f} %")  # fmt: skip
+            wer = "-" if d["wer"] is None else f"{p['wer']} → {d['wer']}"
+            away = f"{p['words_away_from_speech']} → {d['words_away_from_speech']}"
+            cells = [engine, name, away, d["max_lead_seconds"], within, d["max_cps"], wer,
+                     d["dropped"], row["busy_ratio"]]  # fmt: skip
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines.append("")
+    _targets(lines, s["targets"])
+    return lines
+
+
+def merged(out: Path, results: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """``results`` over the earlier ``latest.json`` in ``out``: its other parts are kept."""
+    path = out / "latest.json"
+    if not path.is_file():
+        return results
+    old = json.loads(path.read_text(encoding="utf-8"))
+    runs = old.get("runs") or {",".join(old.get("parts", {})): old.get("started")}
+    kept = {k: v for k, v in old.get("parts", {}).items() if k not in parts}
+    return {**results, "parts": kept, "runs": {**runs, ",".join(parts): results["started"]}}
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -222,6 +222,19 @@ def sparse_programme(clips: Sequence[Clip] | None = None, gap: float = 60.0) -> 
     return assemble("sparse", parts)
 
 
+def short_programmes() -> dict[str, Programme]:
+    """The same kinds of material in about 8 minutes (the real-model tests' set): *mixed*
+    with 6 clips and 4 s gaps, *lecture* of the first 13 clips (about 250 words), *sparse*
+    with 3 clips a minute apart, and 60 s of each non-speech kind alone."""
+    clips = english()
+    made = {
+        "mixed": mixed_programme(clips[:6], gap=4.0),
+        "lecture": lecture_programme(clips[:13]),
+        "sparse": sparse_programme(clips[:3]),
+    }
+    return made | {f"{kind}_only": nonspeech_programme(kind) for kind in NON_SPEECH}
+
+
 def write_wav(programme: Programme, path: Path) -> Path:
     """Write the programme as 16-bit PCM WAV (for listening or for the CLI)."""
     pcm = (np.clip(programme.samples, -1, 1) * 32767).astype("<i2")
@@ -231,3 +244,71 @@ def write_wav(programme: Programme, path: Path) -> Path:
         fh.setframerate(RATE)
         fh.writeframes(pcm.tobytes())
     return path
+
+
+# --- checks on a written srt (independent of whisperd's own rule report) ----------------
+
+Interval = tuple[float, float]
+_TOLERANCE = 0.002  # srt times are whole milliseconds
+
+
+def srt_cues(srt_text: str) -> list[tuple[float, float, list[str]]]:
+    """(start, end, lines) of every cue of an srt."""
+    import srt
+
+    return [(c.start.total_seconds(), c.end.total_seconds(), c.content.splitlines())
+            for c in srt.parse(srt_text)]  # fmt: skip
+
+
+def _overlaps(span: Interval, truth: Sequence[Interval]) -> list[Interval]:
+    return [t for t in truth if span[0] < t[1] and span[1] > t[0]]
+
+
+def speech_checks(srt_text: str, truth: Sequence[Interval]) -> dict[str, object]:
+    """Words in cues that overlap no true speech; how early cues start before their speech."""
+    cues = srt_cues(srt_text)
+    stray = [" ".join(lines) for s, e, lines in cues if not _overlaps((s, e), truth)]
+    leads = []
+    for start, end, _ in cues:
+        hits = _overlaps((start, end), truth)
+        if hits and not any(s <= start <= e for s, e in hits):
+            leads.append(hits[0][0] - start)
+    return {
+        "cues": len(cues),
+        "words_away_from_speech": sum(len(text.split()) for text in stray),
+        "examples": stray[:3],
+        "max_lead_seconds": round(max(leads, default=0.0), 3),
+    }
+
+
+def rule_checks(
+    srt_text: str,
+    *,
+    lines: int = 2,
+    width: int = 42,
+    cps: float = 20.0,
+    min_duration: float = 0.833,
+    max_duration: float = 7.0,
+    min_gap: float = 0.083,
+) -> dict[str, object]:
+    """Share of an srt's cues within every timed-text rule (the shipped limits, English).
+
+    A line over ``width`` passes when it is a single word (words are never broken).
+    """
+    cues = srt_cues(srt_text)
+    outside = []
+    for k, (start, end, text) in enumerate(cues):
+        duration = end - start
+        gap = cues[k + 1][0] - end if k + 1 < len(cues) else min_gap
+        broken = [name for name, ok in (
+            ("line_count", len(text) <= lines),
+            ("line_width", all(len(t) <= width or " " not in t for t in text)),
+            ("reading_speed", len(" ".join(text)) <= cps * (duration + _TOLERANCE)),
+            ("min_duration", duration >= min_duration - _TOLERANCE),
+            ("max_duration", duration <= max_duration + _TOLERANCE),
+            ("min_gap", gap >= min_gap - _TOLERANCE),
+        ) if not ok]  # fmt: skip
+        if broken:
+            outside.append({"start": start, "text": " / ".join(text), "rules": broken})
+    share = 1 - len(outside) / len(cues) if cues else 1.0
+    return {"cues": len(cues), "within_all": round(share, 4), "outside": outside[:5]}
