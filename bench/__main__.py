@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--subtitle-short",
         action="store_true",
-        help="the subtitles part on the tests' shorter programmes (about 8 min of audio)",
+        help="the subtitles part on the tests' shorter programmes (about 7 min of audio)",
     )
     parser.add_argument(
         "--merge",

@@ -41,6 +41,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"| whisperd | {m['whisperd']} (Python {m['python']}) |",
         f"| model / engine | {m['model']} / {m['engine']} |",
     ]
+    for run, other in results.get("machines", {}).items():
+        if other != m:  # a part merged from a run on another machine
+            lines.append(f"| parts {run} | {other['cpu']} ({other['cores_logical']} "
+                         f"logical), torch {other['torch']} / {other['torch_threads']} "
+                         "threads |")  # fmt: skip
     parts = results["parts"]
     if "throughput" in parts:
         t = parts["throughput"]
@@ -228,7 +233,10 @@ def merged(out: Path, results: dict[str, Any], parts: list[str]) -> dict[str, An
     old = json.loads(path.read_text(encoding="utf-8"))
     runs = old.get("runs") or {",".join(old.get("parts", {})): old.get("started")}
     kept = {k: v for k, v in old.get("parts", {}).items() if k not in parts}
-    return {**results, "parts": kept, "runs": {**runs, ",".join(parts): results["started"]}}
+    machines = old.get("machines") or dict.fromkeys(runs, old.get("machine"))
+    key = ",".join(parts)
+    return {**results, "parts": kept, "runs": {**runs, key: results["started"]},
+            "machines": {**machines, key: results["machine"]}}  # fmt: skip
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
