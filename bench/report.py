@@ -197,8 +197,8 @@ def _subtitles(s: dict[str, Any]) -> list[str]:
                      r["default_busy"], r["busy_ratio"], r["plain_cpu"], r["default_cpu"],
                      r["cpu_ratio"]]  # fmt: skip
             lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines.append(f"| {engine} | | | median | | | {c['median_busy_ratio']} | | "
-                     f"| {c['median_cpu_ratio']} |")  # fmt: skip
+        lines.append(f"| {engine} | | | median | | | {c['median_busy_ratio']:.3f} | | "
+                     f"| {c['median_cpu_ratio']:.3f} |")  # fmt: skip
     lines += [
         "",
         f"Programmes ({progs}); per engine, plain → default: words in cues overlapping no "
