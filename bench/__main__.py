@@ -12,9 +12,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, chaos, cluster, common, engines, latency, report, scale, throughput
+from bench import (
+    accuracy,
+    chaos,
+    cluster,
+    common,
+    engines,
+    latency,
+    report,
+    scale,
+    subtitles,
+    throughput,
+)
 
-PARTS = ("throughput", "latency", "scale", "engines", "accuracy")  # memory: with throughput
+# memory: with throughput
+PARTS = ("throughput", "latency", "scale", "engines", "accuracy", "subtitles")
 # only when named in --parts: chaos (≈ 10 minutes, root for tmpfs); cluster (PostgreSQL's
 # server binaries)
 OPT_IN = ("chaos", "cluster")
@@ -37,6 +49,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="audio per throughput contender (default 10)")  # fmt: skip
     parser.add_argument("--work", help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--seed", type=int, help="chaos: replay this seed (default: random)")
+    parser.add_argument(
+        "--subtitle-minutes",
+        type=float,
+        default=3.0,
+        help="audio per contender in the subtitles part's cost (default 3)",
+    )
+    parser.add_argument(
+        "--subtitle-short",
+        action="store_true",
+        help="the subtitles part on the tests' shorter programmes (about 7 min of audio)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add this run's parts to --out's latest.json instead of replacing it",
+    )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS) - set(OPT_IN) - {"memory"}
@@ -75,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             d, models=[args.model] if smoke else sorted({args.model, "tiny.en", "base"}),
             smoke=smoke, ctx=ctx),
         "chaos": lambda d: chaos.run(d, model=args.model, smoke=smoke, seed=args.seed),
+        "subtitles": lambda d: subtitles.run(
+            d, smoke=smoke, rounds=1 if smoke else args.rounds, minutes=args.subtitle_minutes,
+            short=args.subtitle_short),
     }  # fmt: skip
+    if args.merge:
+        results = report.merged(Path(args.out), results, parts)
     try:
         for part in parts:
             if part == "engines" and smoke:

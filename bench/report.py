@@ -91,6 +91,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"| whisperd | {m['whisperd']} (Python {m['python']}) |",
         f"| model / engine | {m['model']} / {m['engine']} |",
     ]
+    for run, other in results.get("machines", {}).items():
+        if other != m:  # a part merged from a run on another machine
+            lines.append(f"| parts {run} | {other['cpu']} ({other['cores_logical']} "
+                         f"logical), torch {other['torch']} / {other['torch_threads']} "
+                         "threads |")  # fmt: skip
     parts = results["parts"]
     if "throughput" in parts:
         t = parts["throughput"]
@@ -226,6 +231,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _chaos(parts["chaos"])
     if "cluster" in parts:
         lines += _cluster(parts["cluster"])
+    if "subtitles" in parts:
+        lines += _subtitles(parts["subtitles"])
     for name, err in results.get("errors", {}).items():
         lines += ["", f"**part {name} failed**: {err}"]
     return "\n".join(lines) + "\n"
@@ -296,7 +303,7 @@ def _cluster(c: dict[str, Any]) -> list[str]:
     """Several nodes on one PostgreSQL ledger, on this one machine."""
     lines = [
         "",
-        "## Cluster: nodes on one PostgreSQL ledger",
+        "## 8. Cluster: nodes on one PostgreSQL ledger",
         "",
         f"{c['files']} files, {c['audio_seconds']} s of audio, {c['model']}, every node on this "
         f"machine ({c['cores']} cores shared: each of n nodes gets cores/n torch threads). "
@@ -320,6 +327,73 @@ def _cluster(c: dict[str, Any]) -> list[str]:
         "renewals, progress, status records, idle polls) divided by the files",
     ]
     return lines
+
+
+def _subtitles(s: dict[str, Any]) -> list[str]:
+    """Part 9: the subtitle path against the plain path."""
+    progs = ", ".join(f"{name} {seconds} s" for name, seconds in s["programmes"].items())
+    lines = [
+        "",
+        "## 9. Subtitles (speech detection, word timings, guard, readable cues)",
+        "",
+        "plain: `vad: {enabled: false}, subtitles: {style: whisper}` (no word timings); "
+        "default: the shipped settings. `whisperd transcribe`, tiny.en, beam 5, fp32 on CPU.",
+        "",
+        "Cost on the throughput clips (busy: the JSONs' processing_seconds, warm-up clip "
+        "left out; CPU: user + system of the process), default / plain:",
+        "",
+        "| engine | files | audio s | round | plain busy s | default busy s | busy ratio "
+        "| plain CPU s | default CPU s | CPU ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    engines = [e for e in ("openai-whisper", "faster-whisper") if e in s]
+    for engine in engines:
+        c = s[engine]["cost"]
+        for i, r in enumerate(c["rounds"]):
+            cells = [engine, c["files"], c["audio_seconds"], i + 1, r["plain_busy"],
+                     r["default_busy"], r["busy_ratio"], r["plain_cpu"], r["default_cpu"],
+                     r["cpu_ratio"]]  # fmt: skip
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append(f"| {engine} | | | median | | | {c['median_busy_ratio']:.3f} | | "
+                     f"| {c['median_cpu_ratio']:.3f} |")  # fmt: skip
+    lines += [
+        "",
+        f"Programmes ({progs}); per engine, plain → default: words in cues overlapping no "
+        "true speech, the earliest cue start before its speech (default), cues within every "
+        "rule (checked on the srt), the worst reading speed (default), WER, segments the guard "
+        "dropped, busy-time ratio default / plain.",
+        "",
+        "| engine | programme | words away from speech | max lead s | within all rules "
+        "| max cps | WER % | dropped | busy ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for engine in engines:
+        for name, row in s[engine]["programmes"].items():
+            p, d = row["plain"], row["default"]
+            within = "-" if d["within_all"] is None else (
+                f"{100 * p['within_all']:.0f} → {100 * d['within_all']:.0f} %")  # fmt: skip
+            wer = "-" if d["wer"] is None else f"{p['wer']} → {d['wer']}"
+            away = f"{p['words_away_from_speech']} → {d['words_away_from_speech']}"
+            cells = [engine, name, away, d["max_lead_seconds"], within, d["max_cps"], wer,
+                     d["dropped"], row["busy_ratio"]]  # fmt: skip
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines.append("")
+    _targets(lines, s["targets"])
+    return lines
+
+
+def merged(out: Path, results: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """``results`` over the earlier ``latest.json`` in ``out``: its other parts are kept."""
+    path = out / "latest.json"
+    if not path.is_file():
+        return results
+    old = json.loads(path.read_text(encoding="utf-8"))
+    runs = old.get("runs") or {",".join(old.get("parts", {})): old.get("started")}
+    kept = {k: v for k, v in old.get("parts", {}).items() if k not in parts}
+    machines = old.get("machines") or dict.fromkeys(runs, old.get("machine"))
+    key = ",".join(parts)
+    return {**results, "parts": kept, "runs": {**runs, key: results["started"]},
+            "machines": {**machines, key: results["machine"]}}  # fmt: skip
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -130,12 +130,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         cfg = _load(args.config, required=False)
         logsetup.setup(cfg.log.level, cfg.log.format)
+        _warn_deprecated(cfg)
         return transcribe.run(cfg, args)
     cfg = _load(args.config)
     logsetup.setup(cfg.log.level if command in ("run", "render") else "warning", cfg.log.format)
     if command == "check-config":
+        for notice in cfg.notices:
+            print(f"{cfg.path}: warning: {notice}")
         print(f"{cfg.path}: OK")
         return Exit.OK
+    if command == "run":
+        _warn_deprecated(cfg)
     if command == "explain":
         from daemon.commands import explain
 
@@ -179,6 +184,14 @@ def _render_or_requeue(cfg: Config, args: argparse.Namespace) -> int:
     from daemon.commands import requeue
 
     return requeue.run(cfg, None if everything else args.paths, args.folder)
+
+
+def _warn_deprecated(cfg: Config) -> None:
+    """One warning per deprecated setting the configuration still uses."""
+    import structlog
+
+    for notice in cfg.notices:
+        structlog.get_logger("daemon.config").warning("deprecated setting", detail=notice)
 
 
 def _load(explicit: str | None, *, required: bool = True) -> Config:

@@ -120,6 +120,12 @@ class EngineUnavailableError(EngineError):
     environment = True
 
 
+class SpeechDetectionError(WhisperdError):
+    """Speech detection (vad.enabled) cannot run here: silero-vad missing or unloadable."""
+
+    environment = True
+
+
 # --- outputs -----------------------------------------------------------------------------
 
 

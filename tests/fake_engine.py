@@ -3,7 +3,8 @@
 The test suite registers it (:func:`install`) in its own process, or runs ``whisperd`` as
 ``python -m tests.e2e.fake_whisperd`` (which installs it, then runs the real CLI). Decoding
 and writing stay real; only recognition is faked: the text names the language and the audio
-length, so tests can check which settings and which file were used. Environment knobs:
+length, so tests can check which settings and which file were used; given speech regions,
+one segment per region. Environment knobs:
 
 * ``WHISPERD_FAKE_DELAY``: seconds per job (default 0), slow enough to signal mid-job;
 * ``WHISPERD_FAKE_CRASH_SECONDS``: a file of this many seconds of audio (±0.05) kills the
@@ -45,6 +46,7 @@ class FakeEngine:
         audio,
         settings,
         *,
+        speech=None,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> Transcript:
@@ -62,14 +64,12 @@ class FakeEngine:
         language = settings.language or "en"
         text = f"fake {language} transcript of {audio.duration:.2f} seconds"
         step = max(audio.duration / 2, 0.01)
+        spans = [(i * step, min((i + 1) * step, audio.duration)) for i in range(2)]
+        if speech is not None:  # like the real engines: text only where there is speech
+            spans = list(speech)
         segments = tuple(
-            Segment(
-                id=i,
-                start=i * step,
-                end=min((i + 1) * step, audio.duration),
-                text=f" {text} part {i}",
-            )
-            for i in range(2)
+            Segment(id=i, start=start, end=end, text=f" {text} part {i}")
+            for i, (start, end) in enumerate(spans)
         )
         return Transcript(
             text=text,

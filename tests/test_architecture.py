@@ -56,6 +56,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "notify": {"queue"},
     "intake": {"media"},  # media.completeness: is the container whole?
     "queue": set(),
+    # media: decoding and the speech regions (media.vad) the engine and the guard use
     "jobs": {"queue", "media", "engines", "models", "outputs"},
     "media": set(),
     "engines": {"models"},

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=540,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
@@ -28,7 +28,7 @@ def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
     assert machine["model"] == "tiny.en"
 
     parts = data["parts"]
-    assert set(parts) == {"throughput", "latency", "scale", "accuracy", "engines"}
+    assert set(parts) == {"throughput", "latency", "scale", "accuracy", "engines", "subtitles"}
     t = parts["throughput"]
     for key in ("a_rate", "b_rate", "c_rate", "c_over_a", "c_over_b"):
         assert t["median"][key] > 0, key
@@ -47,8 +47,13 @@ def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
         assert scale[mode]["queued_by_service"] == 0  # every file was known and done
     accuracy = parts["accuracy"]["tiny.en/en"]
     assert accuracy["clips"] == 1 and 0 <= accuracy["wer_service"] <= 100
+    subtitles = parts["subtitles"]["openai-whisper"]
+    assert subtitles["cost"]["median_busy_ratio"] > 0
+    mixed = subtitles["programmes"]["mixed"]
+    assert mixed["default"]["words_away_from_speech"] == 0 and mixed["default"]["cues"] > 0
+    assert subtitles["programmes"]["music_only"]["default"]["cues"] == 0
 
     for heading in ("## Machine", "## 1. Bulk throughput", "## 2. Latency",
                     "## 3. Scale and idle cost", "## 4. Accuracy", "## 5. Memory",
-                    "## 6. Engines"):  # fmt: skip
+                    "## 6. Engines", "## 7. Subtitles"):  # fmt: skip
         assert heading in markdown

@@ -42,7 +42,7 @@ def run(cfg: Config, given: str) -> int:
         )
         print(f"  {key}: {json.dumps(value, ensure_ascii=False)}   [{origin}]")
     if settings.needs_word_timestamps and not settings.word_timestamps:
-        print("  (word timestamps are computed anyway: a subtitle option needs them)")
+        print("  (word timestamps are computed anyway: the subtitles need them)")
     print("outputs:")
     for target in targets.values():
         print(f"  {target}")

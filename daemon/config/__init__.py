@@ -4,7 +4,8 @@ Owns everything about ``whisperd.yaml``: :mod:`.schema` (frozen pydantic models,
 description on every field), :mod:`.values` (the value types and their messages),
 :mod:`.tables` (engines, formats, languages, official models, default patterns),
 :mod:`.library` (media-library value types, the defaults that follow the output mode),
-:mod:`.languages` (Whisper codes ↔ ISO 639-1/-2),
+:mod:`.languages` (Whisper codes ↔ ISO 639-1/-2), :mod:`.speech` (the vad, guard and
+subtitles sections), :mod:`.deprecated` (old keys read into new ones, with a notice),
 :mod:`.load` (find → YAML → validate → cross-check), :mod:`.rules` (settings per folder),
 :mod:`.checks` (combinations that cannot work), :mod:`.messages` (how errors read) and
 :mod:`.patterns` (the one file-name matcher).
@@ -41,10 +42,10 @@ from daemon.config.schema import (
     MediaServerSettings,
     ModelsSettings,
     NodeSettings,
-    SubtitleSettings,
     WatchSettings,
     WorkerSettings,
 )
+from daemon.config.speech import GuardSettings, SubtitleSettings, VadSettings
 from daemon.config.tables import (
     COMPUTE_TYPES,
     ENGINES,
@@ -73,6 +74,7 @@ __all__ = [
     "SYSTEM_CONFIG",
     "VAD_KEYS",
     "Config",
+    "GuardSettings",
     "JobSettings",
     "JobsSettings",
     "LedgerSettings",
@@ -84,6 +86,7 @@ __all__ = [
     "Resolved",
     "Resolver",
     "SubtitleSettings",
+    "VadSettings",
     "WatchSettings",
     "WorkerSettings",
     "builtin_config",

@@ -50,17 +50,41 @@ def job_problems(job: JobSettings) -> list[tuple[tuple[str, ...], str]]:
                 ("task", "model"),
                 f"the English-only model {job.model!r} cannot translate ({instead})",
             ))  # fmt: skip
+    problems += _speech_problems(job)
+    return problems
+
+
+def _speech_problems(job: JobSettings) -> list[tuple[tuple[str, ...], str]]:
+    """Subtitle, VAD and guard settings that contradict each other."""
+    problems: list[tuple[tuple[str, ...], str]] = []
     sub = job.subtitles
-    if sub.max_line_count is not None and sub.max_line_width is None:
+    if sub.style == "whisper" and sub.max_line_count is not None and sub.max_line_width is None:
         problems.append((
             ("subtitles.max_line_count", "subtitles.max_line_width"),
-            "max_line_count has no effect without max_line_width (whisper ignores it): set both",
+            "max_line_count has no effect without max_line_width with style whisper "
+            "(whisper ignores it): set both",
         ))  # fmt: skip
-    if sub.max_words_per_line is not None and sub.max_line_width is not None:
+    if (
+        sub.style == "whisper"
+        and sub.max_words_per_line is not None
+        and sub.max_line_width is not None
+    ):
         problems.append((
             ("subtitles.max_words_per_line", "subtitles.max_line_width"),
-            "max_words_per_line has no effect with max_line_width (whisper ignores it): "
-            "set one of them",
+            "max_words_per_line has no effect with max_line_width with style whisper "
+            "(whisper ignores it): set one of them",
+        ))  # fmt: skip
+    if sub.min_duration > sub.max_duration:
+        problems.append((
+            ("subtitles.min_duration", "subtitles.max_duration"),
+            f"min_duration ({sub.min_duration:g} s) is longer than max_duration "
+            f"({sub.max_duration:g} s)",
+        ))  # fmt: skip
+    vad = job.vad
+    if vad.neg_threshold is not None and vad.neg_threshold >= vad.threshold:
+        problems.append((
+            ("vad.neg_threshold", "vad.threshold"),
+            f"neg_threshold ({vad.neg_threshold:g}) must be below threshold ({vad.threshold:g})",
         ))  # fmt: skip
     return problems
 

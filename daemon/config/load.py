@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from daemon.config.checks import config_problems, job_problems, located
+from daemon.config.deprecated import migrate
 from daemon.config.messages import Loc, YamlLoader, line, show, translate, yaml_problem
 from daemon.config.operate import validate_targets
 from daemon.config.rules import derive, merge, sets, validate_rules
@@ -36,10 +37,24 @@ _SECTIONS = (
 DSN_VAR = "WHISPERD_LEDGER_DSN"
 
 
+def _prepare(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[tuple[Loc, str]], list[str]]:
+    """The raw mapping made ready to validate: errors so far, notices of deprecated keys."""
+    # An empty section ('watch:' with every key commented out) means its defaults.
+    data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
+    errors: list[tuple[Loc, str]] = _lift_top_level(data)
+    for key in ("path", "notices"):  # Config fields, but set by the loader, not the file
+        if key in data:
+            del data[key]
+            errors.append(((key,), "unknown key"))
+    data, notices, old_key_errors = migrate(data)
+    return data, errors + old_key_errors, notices
+
+
 def _build(
     raw: Mapping[Any, Any],
     path: Path,
     overridden: frozenset[str] = frozenset(),
+    notices: tuple[str, ...] = (),
     env: Mapping[str, str] | None = None,
 ) -> Config:
     """Validate a parsed configuration: sections, folder rules, then cross-field checks.
@@ -47,12 +62,8 @@ def _build(
     Long: one pipeline in order (sections, rules, cross-checks, the ledger's dsn, located
     errors), kept in one place so the order stays visible.
     """
-    # An empty section ('watch:' with every key commented out) means its defaults.
-    data = {str(k): v for k, v in raw.items() if not (k in _SECTIONS and v is None)}
-    errors: list[tuple[Loc, str]] = _lift_top_level(data)
-    if "path" in data:  # a Config field, but set by the loader, not the file
-        del data["path"]
-        errors.append((("path",), "unknown key"))
+    data, errors, found = _prepare(raw)
+    notices = (*notices, *found)
     model_dir = data.get("model_dir", Config.model_fields["model_dir"].default)
     usable = isinstance(model_dir, os.PathLike) or (
         isinstance(model_dir, str) and model_dir.strip()
@@ -66,7 +77,8 @@ def _build(
     cfg = None
     try:
         cfg = Config.model_validate(
-            {**data, "path": path, "folders": rules, "notify": targets}, context=context
+            {**data, "path": path, "notices": notices, "folders": rules, "notify": targets},
+            context=context,
         )
     except ValidationError as exc:
         errors += translate(exc, Config)
@@ -217,6 +229,6 @@ def with_overrides(cfg: Config, **job_settings: Any) -> Config:
     for its files only. Errors are located as ``overrides.<key>``; a relative model path is
     taken from the config folder, so pass absolute paths.
     """
-    raw = cfg.model_dump(exclude={"path", "defaults"})
+    raw = cfg.model_dump(exclude={"path", "notices", "defaults"})
     raw["defaults"] = merge(cfg.defaults.raw(), job_settings)
-    return _build(raw, cfg.path, overridden=frozenset(job_settings))
+    return _build(raw, cfg.path, overridden=frozenset(job_settings), notices=cfg.notices)

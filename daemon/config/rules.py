@@ -94,15 +94,15 @@ class Resolver:
             return self.cfg.defaults
 
 
+#: Sections of the job settings that a rule merges key by key.
+SECTIONS = ("vad", "guard", "subtitles")
+
+
 def merge(base: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
-    """``rule`` over ``base``; ``subtitles`` merges key by key."""
+    """``rule`` over ``base``; the :data:`SECTIONS` merge key by key."""
     merged = dict(base)
     for key, value in rule.items():
-        if (
-            key == "subtitles"
-            and isinstance(value, Mapping)
-            and isinstance(merged.get(key), Mapping)
-        ):
+        if key in SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
@@ -147,6 +147,7 @@ def validate_rules(
             errors += [(loc + where, message) for where, message in translate(exc, JobSettings)]
             continue
         rules[key] = {k: values[k] for k in rule}
-        if isinstance(rule.get("subtitles"), Mapping):
-            rules[key]["subtitles"] = {k: values["subtitles"][k] for k in rule["subtitles"]}
+        for section in SECTIONS:
+            if isinstance(rule.get(section), Mapping):
+                rules[key][section] = {k: values[section][k] for k in rule[section]}
     return rules, errors

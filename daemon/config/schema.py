@@ -32,6 +32,7 @@ from daemon.config.library import (
     ServerKind,
 )
 from daemon.config.operate import MetricsSettings, NotifyTarget
+from daemon.config.speech import GuardSettings, SubtitleSettings, VadSettings
 from daemon.config.tables import IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
     BackendName,
@@ -64,7 +65,6 @@ from daemon.config.values import (
     TaskName,
     Temperatures,
     Threads,
-    VadParameters,
     model_name,
     non_empty,
 )
@@ -75,23 +75,6 @@ from daemon.errors import OutputPathError
 
 class _Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SubtitleSettings(_Settings):
-    """How srt and vtt cues are cut; every option other than null/false needs word timings."""
-
-    max_line_width: OptionalCount = Field(
-        None, description="Characters per subtitle line before wrapping; null: no limit."
-    )
-    max_line_count: OptionalCount = Field(
-        None, description="Lines per subtitle cue (needs max_line_width); null: no limit."
-    )
-    max_words_per_line: OptionalCount = Field(
-        None, description="Words per subtitle cue (not with max_line_width); null: no limit."
-    )
-    highlight_words: Flag = Field(
-        False, description="Underline each word in srt/vtt as it is spoken."
-    )
 
 
 class JobSettings(_Settings):
@@ -136,7 +119,9 @@ class JobSettings(_Settings):
         -1.0, description="Retry hotter when the mean log probability is below; null: off."
     )
     no_speech_threshold: OptionalFraction = Field(
-        0.6, description="Treat a window as silence above this no-speech probability; null: off."
+        0.6,
+        description="Treat a window as silence above this no-speech probability (vad off; "
+        "with vad on, guard.no_speech_prob judges each segment instead); null: off.",
     )
     initial_prompt: OptionalText = Field(
         None, description="Text to prime the first window (names, spelling, style); null: none."
@@ -145,7 +130,7 @@ class JobSettings(_Settings):
         True, description="Feed each window's text to the next (consistent, may loop)."
     )
     word_timestamps: Flag = Field(
-        False, description="Time every word (json, tsv); subtitle options turn it on anyway."
+        False, description="Time every word (json); readable srt/vtt turn it on anyway."
     )
     compute_type: ComputeTypeName = Field(
         "auto",
@@ -161,19 +146,17 @@ class JobSettings(_Settings):
     cpu_threads: Threads = Field(
         0, description="faster-whisper only: CPU threads per model; 0: CTranslate2's default."
     )
-    vad_filter: Flag = Field(
-        False,
-        description="faster-whisper only: skip non-speech with the Silero VAD (bundled, offline).",
+    vad: VadSettings = Field(
+        default_factory=VadSettings,
+        description="Speech detection before the engine; a folder rule may set some keys.",
     )
-    vad_parameters: VadParameters = Field(
-        default_factory=dict,
-        description="faster-whisper only: Silero VAD options (threshold, neg_threshold, "
-        "min_speech_duration_ms, max_speech_duration_s, min_silence_duration_ms, "
-        "speech_pad_ms); {}: faster-whisper's defaults.",
+    guard: GuardSettings = Field(
+        default_factory=GuardSettings,
+        description="The hallucination guard after the engine; a folder rule may set some keys.",
     )
     subtitles: SubtitleSettings = Field(
         default_factory=SubtitleSettings,
-        description="Subtitle cue options; a folder rule may set some and keep the rest.",
+        description="How srt and vtt cues are cut; a folder rule may set some keys.",
     )
     ready_marker: ReadyMarker = Field(
         None,
@@ -246,15 +229,22 @@ class JobSettings(_Settings):
 
     @property
     def needs_word_timestamps(self) -> bool:
-        """True when word timings must be computed: asked for, or needed by a subtitle option."""
+        """True when word timings must be computed: asked for, or needed by the subtitles.
+
+        Readable cues are built from words whenever srt or vtt is written; whisper's cues
+        need them for its wrap options; the engines' hallucination_silence_threshold too.
+        """
         sub = self.subtitles
+        subtitles = "srt" in self.formats or "vtt" in self.formats
+        if sub.style == "readable":
+            by_style = subtitles
+        else:
+            wrap = (sub.max_line_width, sub.max_line_count, sub.max_words_per_line)
+            by_style = sub.highlight_words or any(v is not None for v in wrap)
         return (
             self.word_timestamps
-            or sub.highlight_words
-            or any(
-                v is not None
-                for v in (sub.max_line_width, sub.max_line_count, sub.max_words_per_line)
-            )
+            or by_style
+            or self.guard.hallucination_silence_threshold is not None
         )
 
     def output_stem(self, stem: str, ext: str, language: str | None) -> str:
@@ -467,6 +457,11 @@ class Config(_Settings):
     """The whole configuration: paths (absolute), job defaults, folder rules, service settings."""
 
     path: Path = Field(description="The configuration file these settings were loaded from.")
+    notices: tuple[str, ...] = Field(
+        (),
+        description="What the loader read from deprecated settings (shown as warnings); set "
+        "by the loader, like path.",
+    )
     inbox: Folder = Field(
         "../inbox", validate_default=True, description="Folder watched for media files."
     )

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,14 +25,11 @@ from daemon.config.tables import (
     FORMATS,
     OFFICIAL_MODELS,
     PLACEHOLDERS,
-    VAD_KEYS,
     ComputeType,
     Engine,
     Format,
     whisper_languages,
 )
-
-_VAD_FRACTIONS = ("threshold", "neg_threshold")
 
 # --- value checks: each raises one readable message, located by pydantic ------------------
 
@@ -283,25 +280,12 @@ def model_name(model: str) -> str:
     return model
 
 
-def _vad_parameters(value: Any) -> dict[str, float]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        fail(f"must be a mapping like {{threshold: 0.5}}, got {show(value)}")
-    checked: dict[str, float] = {}
-    for key, number in value.items():
-        if key not in VAD_KEYS:
-            fail(f"unknown VAD parameter {show(key)} (use {', '.join(VAD_KEYS)})")
-        limit = 1 if key in _VAD_FRACTIONS else math.inf
-        if not (_is_number(number) and 0 <= number <= limit):
-            desc = "a number between 0 and 1" if limit == 1 else "a number ≥ 0"
-            fail(f"{key} must be {desc}, got {show(number)}")
-        checked[key] = number
-    return checked
-
-
 Count = Annotated[int, _number("an integer ≥ 1", lambda v: v >= 1, integer=True)]
 Threads = Annotated[int, _number("an integer ≥ 0", lambda v: v >= 0, integer=True)]
+Milliseconds = Annotated[int, _number("an integer ≥ 0", lambda v: v >= 0, integer=True)]
+OptionalRepeat = Annotated[
+    int | None, _number("an integer ≥ 2", lambda v: v >= 2, integer=True, null=True)
+]
 OptionalCount = Annotated[
     int | None, _number("an integer ≥ 1", lambda v: v >= 1, integer=True, null=True)
 ]
@@ -333,9 +317,11 @@ ReadyMarker = Annotated[str | None, BeforeValidator(_ready_marker)]
 Folder = Annotated[Path, BeforeValidator(_folder)]
 EngineName = Annotated[Engine, _choice("an engine", ENGINES)]
 ComputeTypeName = Annotated[ComputeType, _choice("a compute type", COMPUTE_TYPES)]
-VadParameters = Annotated[dict[str, float], BeforeValidator(_vad_parameters)]
 TaskName = Annotated[
     Literal["transcribe", "translate"], _choice("a task", ("transcribe", "translate"))
+]
+SubtitleStyle = Annotated[
+    Literal["readable", "whisper"], _choice("a subtitle style", ("readable", "whisper"))
 ]
 PollMode = Annotated[
     Literal["auto", "always", "never"], _choice("a poll mode", ("auto", "always", "never"))

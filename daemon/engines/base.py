@@ -7,6 +7,12 @@ under the name used in the configuration (``engine: openai-whisper``); the built
 imported lazily, when first created, so an idle service or a config check never imports
 torch or faster-whisper. Tests register their own fake engine with :func:`register`.
 
+Speech regions: given ``speech`` (sorted ``(start, end)`` seconds from speech detection), an
+engine transcribes only those regions, on the file's timeline, following the clip plan of
+:mod:`daemon.engines.speech`; ``None`` means the whole file. The engines' own no-speech gate
+is off then (a short clip padded to a 30 s window looks like silence to it): the
+hallucination guard judges each segment instead (:mod:`daemon.jobs.hallucinations`).
+
 Progress and cancellation: an engine calls ``progress(fraction)`` as it goes and checks the
 ``cancel`` event between steps, raising :class:`Cancelled` when it is set (a graceful
 shutdown that ran out of time).
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +30,7 @@ import numpy as np
 from daemon.config import JobSettings
 from daemon.errors import EngineUnavailableError
 from daemon.models import ModelCache
-from daemon.transcript import Transcript
+from daemon.transcript import Region, Transcript
 
 ProgressCallback = Callable[[float], None]
 
@@ -52,6 +58,7 @@ class Engine(Protocol):
         audio: AudioInput,
         settings: JobSettings,
         *,
+        speech: Sequence[Region] | None = None,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> Transcript: ...

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 
 from daemon.config import JobSettings
+from daemon.engines import speech as speech_path
 from daemon.engines.base import AudioInput, CachedEngine, Cancelled, ProgressCallback
 from daemon.errors import (
     EngineError,
@@ -30,7 +33,7 @@ from daemon.errors import (
     OutOfMemoryError,
 )
 from daemon.models import CacheKey, ModelCache, official_filename, resolve_ct2
-from daemon.transcript import Segment, Transcript, Word
+from daemon.transcript import Region, Segment, Transcript, Word
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +86,11 @@ def pick_compute_type(compute_type: str, device: str, index: int = 0) -> str:
     return compute_type
 
 
-def transcribe_options(settings: JobSettings) -> dict[str, Any]:
-    """The job settings as ``WhisperModel.transcribe`` keyword arguments."""
+def transcribe_options(settings: JobSettings, *, clipped: bool = False) -> dict[str, Any]:
+    """The job settings as ``WhisperModel.transcribe`` keyword arguments.
+
+    On speech clips (``clipped``), the no-speech gate is off (see the openai engine).
+    """
     return {
         "language": settings.language,
         "task": settings.task,
@@ -93,13 +99,12 @@ def transcribe_options(settings: JobSettings) -> dict[str, Any]:
         "temperature": list(settings.temperature),
         "compression_ratio_threshold": settings.compression_ratio_threshold,
         "log_prob_threshold": settings.logprob_threshold,
-        "no_speech_threshold": settings.no_speech_threshold,
+        "no_speech_threshold": None if clipped else settings.no_speech_threshold,
         "condition_on_previous_text": settings.condition_on_previous_text,
         "initial_prompt": settings.initial_prompt,
         "word_timestamps": settings.needs_word_timestamps,
-        "vad_filter": settings.vad_filter,
-        # a copy: the batched pipeline pops keys from it
-        "vad_parameters": dict(settings.vad_parameters) or None,
+        "hallucination_silence_threshold": settings.guard.hallucination_silence_threshold,
+        "vad_filter": False,  # whisperd detects speech itself (daemon.media.vad)
     }
 
 
@@ -185,6 +190,7 @@ class FasterWhisperEngine(CachedEngine):
         audio: AudioInput,
         settings: JobSettings,
         *,
+        speech: Sequence[Region] | None = None,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> Transcript:
@@ -194,22 +200,23 @@ class FasterWhisperEngine(CachedEngine):
         key = CacheKey(self.name, settings.model, where, compute_type, settings.cpu_threads)
         model = self.cache.get_for(key, lambda: load(settings.model, device, index, compute_type,
                                                      settings.cpu_threads, self.cache))  # fmt: skip
-        options = transcribe_options(settings)
-        batched = settings.batch_size > 1
+        options = transcribe_options(settings, clipped=speech is not None)
         started = time.monotonic()
         if cancel is not None and cancel.is_set():
             raise Cancelled("transcription cancelled")
         try:
-            if batched:
-                from faster_whisper import BatchedInferencePipeline
-
-                options["vad_filter"] = True  # batches are cut at pauses
-                segments, info = BatchedInferencePipeline(model).transcribe(
-                    audio.samples, batch_size=settings.batch_size, **options
-                )
+            language, probability = _language(settings, model, audio.samples, speech)
+            options["language"] = language
+            if settings.batch_size > 1:
+                collected = _batched(model, audio, settings, options, speech, progress, cancel)
             else:
-                segments, info = model.transcribe(audio.samples, **options)
-            collected = _collect(segments, audio.duration, progress, cancel)
+
+                def call(samples: np.ndarray, clips: list[float] | None, report) -> list:
+                    clip = clips if clips is not None else "0"
+                    found, _ = model.transcribe(samples, clip_timestamps=clip, **options)
+                    return _collect(found, len(samples) / 16000, report, cancel)
+
+                collected = speech_path.transcribe(audio.samples, speech, call, progress)
         except RuntimeError as err:
             if "out of memory" in str(err).lower():
                 raise _oom(where, settings.model) from None
@@ -218,12 +225,11 @@ class FasterWhisperEngine(CachedEngine):
             raise EngineError(f"faster-whisper failed: {err}") from err
         if progress is not None:
             progress(1.0)
-        language, probability = _language(settings, model, info)
         return Transcript(
             text="".join(s.text for s in collected).strip(),
             language=language,
             language_probability=probability,
-            segments=collected,
+            segments=tuple(collected),
             duration=audio.duration,
             model=settings.model,
             engine=self.name,
@@ -231,20 +237,53 @@ class FasterWhisperEngine(CachedEngine):
                 "device": where,
                 "compute_type": compute_type,
                 "batch_size": settings.batch_size,
-                "vad_filter": options["vad_filter"],
-                "duration_after_vad": round(float(info.duration_after_vad), 3),
                 "seconds": time.monotonic() - started,
             },
         )
 
 
-def _language(settings: JobSettings, model: Any, info: Any) -> tuple[str, float | None]:
-    """The configured language, English for an English-only model, else the detected one."""
+def _batched(
+    model: Any,
+    audio: AudioInput,
+    settings: JobSettings,
+    options: dict[str, Any],
+    speech: Sequence[Region] | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> list[Segment]:
+    """faster-whisper's batched pipeline: the speech clips at once, or its own VAD's cuts."""
+    from faster_whisper import BatchedInferencePipeline
+
+    if speech is not None:
+        clips = [c for s in speech_path.plan(speech, audio.duration) for c in s.clips]
+        if not clips:
+            return []
+        options["clip_timestamps"] = [{"start": s, "end": e} for s, e in clips]
+    else:
+        options["vad_filter"] = True  # batches are cut at pauses by faster-whisper's VAD
+    options.pop("condition_on_previous_text", None)  # batches have no previous text
+    found, _ = BatchedInferencePipeline(model).transcribe(
+        audio.samples, batch_size=settings.batch_size, **options
+    )
+    segments = _collect(found, audio.duration, progress, cancel)
+    return [replace(s, id=k) for k, s in enumerate(segments)]
+
+
+def _language(
+    settings: JobSettings, model: Any, samples: np.ndarray, speech: Sequence[Region] | None
+) -> tuple[str, float | None]:
+    """The configured language, English for an English-only model, else the detected one.
+
+    Detection is faster-whisper's, on the first 30 s of speech (of the file without speech
+    detection), once per file: every stretch is then transcribed in that language.
+    """
     if settings.language is not None:
         return settings.language, None
     if not model.model.is_multilingual:
         return "en", None
-    return info.language, float(info.language_probability)
+    heard = samples if speech is None else speech_path.speech_audio(samples, speech, 30)
+    language, probability, _ = model.detect_language(audio=heard)
+    return language, float(probability)
 
 
 def _collect(

@@ -15,7 +15,17 @@ worker thread has its own callback and cancel event, in thread-local state):
   a slow CPU can take half a minute; a step, milliseconds), and reports the last fraction
   again at most every second, so the worker's heartbeat moves while a window decodes.
 
-Outside :func:`hooked`, both are inert: other users of the model (a benchmark, a test
+A third seam saves work: **the encoder's last output is remembered** (per thread). Word
+timestamps make openai-whisper align each window (``timing.find_alignment``) by running
+``model(mel, tokens)``, which encodes again the very window that decoding has just encoded:
+the same tensor (a view of the same storage, same shape, strides and version counter).
+The wrapper of the encoder's ``forward`` returns the remembered output for that input, so
+each window is encoded once (a temperature fallback re-decoding a window gains too). The
+input is held while remembered, so its memory cannot be reused by another tensor at the
+same address; the memo is dropped when :func:`hooked` ends. Only an identical tensor hits
+(``tests/engines/test_openai.py`` checks that word times are unchanged).
+
+Outside :func:`hooked`, all three are inert: other users of the model (a benchmark, a test
 calling openai-whisper directly) see no change.
 """
 
@@ -96,13 +106,42 @@ def _install_progress_bar() -> None:
         module.tqdm = _TqdmModule
 
 
+def _identity(tensor: Any) -> tuple:
+    """What makes two tensors the same input: storage, layout, type, in-place writes."""
+    return (tensor.data_ptr(), tuple(tensor.shape), tensor.stride(), tensor.dtype,
+            tensor.device, tensor._version)  # fmt: skip
+
+
+def _remembering(encoder: Any) -> Any:
+    """``encoder.forward``, returning the remembered output for the same input tensor."""
+    import torch
+
+    compute = encoder.forward
+
+    def forward(x: Any) -> Any:
+        memo = getattr(_local, "memo", None)
+        if memo is None or torch.is_inference_mode_enabled() or x.is_inference():
+            return compute(x)  # outside hooked(), or tensors without a version counter
+        hit = memo.get("encoder")
+        if hit is not None and hit[0] is encoder and hit[1] == _identity(x):
+            out = hit[3]
+            if out._version == hit[4]:  # nobody wrote into the output either
+                return out
+        out = compute(x)
+        memo["encoder"] = (encoder, _identity(x), x, out, out._version)  # x held: see above
+        return out
+
+    return forward
+
+
 def _install_forward_hooks(model: Any) -> None:
-    """A pre-hook on the encoder and the decoder of ``model`` (once per model)."""
+    """A pre-hook on the encoder and the decoder of ``model``, the encoder's memo (once)."""
     with _install_lock:
         if getattr(model, "_whisperd_hooked", False):
             return
         model.encoder.register_forward_pre_hook(_forward_hook)
         model.decoder.register_forward_pre_hook(_forward_hook)
+        model.encoder.forward = _remembering(model.encoder)
         model._whisperd_hooked = True
 
 
@@ -114,7 +153,8 @@ def hooked(
     _install_progress_bar()
     _install_forward_hooks(model)
     _local.progress, _local.cancel, _local.fraction, _local.beat = progress, cancel, 0.0, 0.0
+    _local.memo = {}
     try:
         yield
     finally:
-        _local.progress = _local.cancel = None
+        _local.progress = _local.cancel = _local.memo = None

@@ -1,9 +1,12 @@
 """What the output files contain: txt/srt/vtt/tsv through openai-whisper's writers, our JSON.
 
-:func:`render` produces one format; :func:`write_outputs` renders every requested format
-first (a rendering error writes nothing), then writes each file atomically;
-:func:`stage_outputs` stops before the renames, for the service's two-phase commit. The writers of
-openai-whisper are loaded without importing torch (:mod:`daemon.whisper_parts`).
+srt and vtt hold the readable cues of :mod:`daemon.outputs.subtitles` (``subtitles.style:
+readable``, the default) or Whisper's own segments (``style: whisper``); txt, tsv and json
+keep the full text of the segments. :func:`render` produces one format;
+:func:`write_outputs` renders every requested format first (a rendering error writes
+nothing), then writes each file atomically; :func:`stage_outputs` stops before the renames,
+for the service's two-phase commit. The writers of openai-whisper are loaded without
+importing torch (:mod:`daemon.whisper_parts`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import structlog
 
 from daemon import __version__, whisper_parts
 from daemon.config import FORMATS, SubtitleSettings
+from daemon.outputs import subtitles as readable
 from daemon.outputs.atomic import Staged, discard, publish, write_error, write_temp
-from daemon.transcript import Segment, Transcript, Word
+from daemon.outputs.subtitles import Subtitles
+from daemon.transcript import Dropped, Segment, Transcript, Word
 
 log = structlog.get_logger(__name__)
 
@@ -116,25 +121,39 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def render_json(transcript: Transcript, meta: dict[str, Any]) -> str:
+def _dropped_json(item: Dropped) -> dict[str, Any]:
+    return {"start": _round(item.start, 3), "end": _round(item.end, 3), "text": item.text,
+            "reason": item.reason}  # fmt: skip
+
+
+def render_json(transcript: Transcript, meta: dict[str, Any], cues: Subtitles | None = None) -> str:
     """Our JSON document: the transcript plus what produced it (``meta``).
 
     ``meta`` supplies ``source`` (inbox-relative path), ``settings``, ``processing_seconds``
     and optionally ``model``, ``engine``, ``audio_duration``, ``whisperd_version`` and
     ``created_at``; missing ones default to the transcript's values, this package's version
-    and now (UTC). Extra keys in ``meta`` are appended.
+    and now (UTC). Extra keys in ``meta`` are appended. The speech regions (``speech``,
+    null when detection was off, and ``speech_seconds``), the guard's drops (``dropped``)
+    and, given ``cues``, the readable cues with their rule report (``subtitles``) follow
+    the segments.
     """
     created = meta.get("created_at") or dt.datetime.now(dt.UTC)
     if isinstance(created, dt.datetime):
         created = created.astimezone(dt.UTC).isoformat(timespec="seconds")
     duration = meta.get("audio_duration", transcript.duration)
     processing = meta.get("processing_seconds")
+    speech = None
+    if transcript.speech is not None:
+        speech = [[_round(s, 3), _round(e, 3)] for s, e in transcript.speech]
     doc: dict[str, Any] = {
         "source": meta.get("source"),
         "text": transcript.text.strip(),
         "language": transcript.language,
         "language_probability": _round(transcript.language_probability, 4),
         "segments": [_segment_json(s) for s in transcript.segments],
+        "speech": speech,
+        "speech_seconds": _round(sum(e - s for s, e in speech), 3) if speech is not None else None,
+        "dropped": [_dropped_json(d) for d in transcript.dropped],
         "model": meta.get("model", transcript.model),
         "engine": meta.get("engine", transcript.engine),
         "settings": meta.get("settings", {}),
@@ -143,6 +162,8 @@ def render_json(transcript: Transcript, meta: dict[str, Any]) -> str:
         "whisperd_version": meta.get("whisperd_version", __version__),
         "created_at": created,
     }
+    if cues is not None:
+        doc["subtitles"] = readable.json_block(cues)
     for key, value in meta.items():
         doc.setdefault(key, value)
     return json.dumps(_json_safe(doc), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
@@ -154,30 +175,46 @@ def render(
     *,
     subtitles: SubtitleSettings,
     meta: dict[str, Any],
+    cues: Subtitles | None = None,
 ) -> str:
     """The content of one output file in format ``fmt`` (one of :data:`FORMATS`).
 
-    txt/srt/vtt/tsv come from openai-whisper's writers, so files match ``whisper --output_format``;
-    the subtitle options are passed through and wrap cues only when segments carry words.
+    txt/srt/vtt/tsv come from openai-whisper's writers, so files match ``whisper
+    --output_format``. With style readable, srt and vtt get the readable cues (``cues``, or
+    built here); with style whisper, the subtitle options are passed through and wrap
+    cues only when segments carry words. ``cues`` also puts the ``subtitles`` block in the
+    json.
     """
     if fmt == "json":
-        return render_json(transcript, meta)
+        return render_json(transcript, meta, cues)
     utils = whisper_parts.load("utils")  # whisper.utils, without importing torch
     writers = {"txt": utils.WriteTXT, "srt": utils.WriteSRT, "vtt": utils.WriteVTT,
                "tsv": utils.WriteTSV}  # fmt: skip
     if fmt not in writers:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    result = _writer_result(transcript)
     options = {
         "max_line_width": subtitles.max_line_width,
         "max_line_count": subtitles.max_line_count,
         "max_words_per_line": subtitles.max_words_per_line,
         "highlight_words": subtitles.highlight_words,
     }
+    if fmt in ("srt", "vtt") and subtitles.style == "readable":
+        cues = cues or readable.readable_cues(transcript, subtitles)
+        result["segments"] = readable.writer_segments(cues, subtitles.highlight_words)
+        options = {}
     buffer = io.StringIO()
-    writers[fmt](output_dir="").write_result(
-        _writer_result(transcript), file=buffer, options=options
-    )
+    writers[fmt](output_dir="").write_result(result, file=buffer, options=options)
     return _utf8_safe(buffer.getvalue())
+
+
+def wanted_cues(
+    transcript: Transcript, formats: Any, subtitles: SubtitleSettings
+) -> Subtitles | None:
+    """The readable cues, built once for the files of a job: when srt or vtt is written."""
+    if subtitles.style != "readable" or not {"srt", "vtt"} & set(formats):
+        return None
+    return readable.readable_cues(transcript, subtitles)
 
 
 def stage_outputs(
@@ -186,14 +223,18 @@ def stage_outputs(
     *,
     subtitles: SubtitleSettings,
     meta: dict[str, Any],
+    cues: Subtitles | None = None,
 ) -> list[Staged]:
     """Render every format in ``targets``, then write each to a fsynced temp file.
 
     Rendering happens first, so a rendering error writes nothing; if a write fails, the
     temp files of this call are removed and the error propagates. Nothing is published:
-    :func:`~daemon.outputs.atomic.publish` renames them into place.
+    :func:`~daemon.outputs.atomic.publish` renames them into place. ``cues``: the readable
+    cues when the caller built them already (:func:`wanted_cues`), else built here.
     """
-    rendered = {fmt: render(transcript, fmt, subtitles=subtitles, meta=meta) for fmt in targets}
+    cues = cues or wanted_cues(transcript, targets, subtitles)
+    rendered = {fmt: render(transcript, fmt, subtitles=subtitles, meta=meta, cues=cues)
+                for fmt in targets}  # fmt: skip
     for folder in {Path(p).parent for p in targets.values()}:
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -64,12 +64,12 @@ def test_engines_and_the_model_forms_they_read(tmp_path) -> None:
     config = load(
         tmp_path,
         "model_dir: models\n"
-        "defaults: {engine: faster-whisper, vad_parameters: {threshold: 0.4}}\n"
+        "defaults: {engine: faster-whisper, vad: {threshold: 0.4}}\n"
         "folders: {a: {model: fw}, b: {model: models/fw.ct2, output_name: '{stem}.{model}'},\n"
         "          c: {engine: openai-whisper, model: custom}}\n",
     )
     assert config.defaults.engine == "faster-whisper"
-    assert config.defaults.vad_parameters == {"threshold": 0.4}
+    assert config.defaults.vad.threshold == 0.4
     assert Resolver(config).resolve("a").settings.model == "fw"
     b = Resolver(config).resolve("b").settings
     assert b.model == str(tmp_path / "models" / "fw.ct2")
@@ -126,10 +126,15 @@ ONE_ERROR = [
     ("defaults: {batch_size: 0}", "defaults.batch_size: must be an integer ≥ 1, got 0"),
     ("defaults: {cpu_threads: -1}", "defaults.cpu_threads: must be an integer ≥ 0, got -1"),
     ("defaults: {vad_filter: sometimes}", "defaults.vad_filter: must be true or false, got 'sometimes'"),
-    ("defaults: {vad_parameters: 0.5}", "defaults.vad_parameters: must be a mapping like {threshold: 0.5}, got 0.5"),
+    ("defaults: {vad_parameters: 0.5}", "defaults.vad_parameters: must be a mapping, got 0.5"),
     ("defaults: {vad_parameters: {treshold: 0.4}}", "defaults.vad_parameters: unknown VAD parameter 'treshold' (use threshold, neg_threshold, min_speech_duration_ms, max_speech_duration_s, min_silence_duration_ms, speech_pad_ms)"),
-    ("defaults: {vad_parameters: {threshold: 1.5}}", "defaults.vad_parameters: threshold must be a number between 0 and 1, got 1.5"),
-    ("folders: {a: {vad_parameters: {speech_pad_ms: true}}}", "folders.a.vad_parameters: speech_pad_ms must be a number ≥ 0, got true"),
+    ("defaults: {vad_parameters: {threshold: 1.5}}", "defaults.vad.threshold: must be a number between 0 and 1, got 1.5"),
+    ("defaults: {vad: {threshold: 1.5}}", "defaults.vad.threshold: must be a number between 0 and 1, got 1.5"),
+    ("defaults: {vad: {min_silence_ms: 0.5}}", "defaults.vad.min_silence_ms: must be an integer ≥ 0, got 0.5"),
+    ("defaults: {vad: {enable: true}}", "defaults.vad.enable: unknown key (did you mean 'enabled'?)"),
+    ("defaults: {guard: {repeat_limit: 1}}", "defaults.guard.repeat_limit: must be an integer ≥ 2 or null, got 1"),
+    ("defaults: {subtitles: {style: pretty}}", "defaults.subtitles.style: 'pretty' is not a subtitle style (choose from readable, whisper)"),
+    ("folders: {a: {vad_parameters: {speech_pad_ms: true}}}", "folders.a.vad_parameters.speech_pad_ms: must be a number, got true"),
     ("defaults: {language: no}", "defaults.language: false is not a Whisper language (use a code like 'es' or a name like 'Spanish'; YAML reads a bare no as false, write 'no' in quotes)"),
     ("log: {level: LOUD}", "log.level: 'LOUD' is not a log level (choose from debug, info, warning, error)"),
     ("jobs: {on_success: archive}", "jobs.on_success: 'archive' is not an on_success action (choose from keep, move, delete)"),
@@ -157,8 +162,11 @@ ONE_ERROR = [
     ("defaults: {model: base.en, task: translate}", "defaults.task: the English-only model 'base.en' cannot translate (use 'base')"),
     ("defaults: {model: tiny.en}\nfolders: {es: {language: Spanish}}", "folders.es.language: the English-only model 'tiny.en' cannot transcribe language 'es' (use 'tiny', or language en)"),
     ("folders: {a: {model: base.en}, a/b: {task: translate}}", "folders.a/b.task: the English-only model 'base.en' cannot translate (use 'base')"),
-    ("defaults: {subtitles: {max_line_count: 2}}", "defaults.subtitles.max_line_count: max_line_count has no effect without max_line_width (whisper ignores it): set both"),
-    ("defaults: {subtitles: {max_line_width: 40, max_words_per_line: 5}}", "defaults.subtitles.max_words_per_line: max_words_per_line has no effect with max_line_width (whisper ignores it): set one of them"),
+    ("defaults: {subtitles: {style: whisper, max_line_count: 2}}", "defaults.subtitles.max_line_count: max_line_count has no effect without max_line_width with style whisper (whisper ignores it): set both"),
+    ("defaults: {subtitles: {style: whisper, max_line_width: 40, max_words_per_line: 5}}", "defaults.subtitles.max_words_per_line: max_words_per_line has no effect with max_line_width with style whisper (whisper ignores it): set one of them"),
+    ("defaults: {subtitles: {min_duration: 8}}", "defaults.subtitles.min_duration: min_duration (8 s) is longer than max_duration (7 s)"),
+    ("folders: {a: {subtitles: {max_duration: 0.5}}}", "folders.a.subtitles.max_duration: min_duration (0.833 s) is longer than max_duration (0.5 s)"),
+    ("defaults: {vad: {threshold: 0.3, neg_threshold: 0.4}}", "defaults.vad.neg_threshold: neg_threshold (0.4) must be below threshold (0.3)"),
     ("jobs: {on_success: move}", "jobs.archive_dir: required when jobs.on_success is move"),
     ("jobs: {on_success: move, archive_dir: out/old}\noutbox: out", "jobs.archive_dir: must not be inside the outbox ({tmp}/out)"),
     ("inbox: box\noutbox: box/", "outbox: must not be the inbox ({tmp}/box)"),

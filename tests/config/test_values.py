@@ -46,10 +46,15 @@ def test_output_stem_renders_the_template() -> None:
 
 
 def test_needs_word_timestamps() -> None:
-    assert not JobSettings().needs_word_timestamps
-    assert JobSettings(word_timestamps=True).needs_word_timestamps
-    assert JobSettings(subtitles={"highlight_words": True}).needs_word_timestamps
-    assert JobSettings(subtitles={"max_words_per_line": 4}).needs_word_timestamps
+    assert JobSettings().needs_word_timestamps  # readable srt and vtt are built from words
+    assert not JobSettings(formats=["txt", "json"]).needs_word_timestamps
+    assert JobSettings(formats=["json"], word_timestamps=True).needs_word_timestamps
+    whisper = {"style": "whisper"}
+    assert not JobSettings(subtitles=whisper).needs_word_timestamps
+    assert JobSettings(subtitles={**whisper, "highlight_words": True}).needs_word_timestamps
+    assert JobSettings(subtitles={**whisper, "max_words_per_line": 4}).needs_word_timestamps
+    silence = {"hallucination_silence_threshold": 2.0}
+    assert JobSettings(formats=["txt"], guard=silence).needs_word_timestamps
 
 
 def test_settings_are_frozen(tmp_path) -> None:

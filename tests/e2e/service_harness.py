@@ -54,8 +54,8 @@ class Service:
         self.inbox.mkdir(parents=True, exist_ok=True)
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "whisperd.yaml"
-        self.write_config(config)
         self.fake = fake
+        self.write_config(config)
         self.entry = "tests.e2e.fake_whisperd" if fake else "daemon"
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
@@ -73,13 +73,18 @@ class Service:
     ) -> None:
         """The test config; ``extra``: more top-level YAML; ``jobs``, ``defaults`` and
         ``watch``: overrides in those sections. The listener takes a free port (tests run
-        side by side) unless ``extra`` sets ``metrics:``; :meth:`url` finds it."""
+        side by side) unless ``extra`` sets ``metrics:``; :meth:`url` finds it.
+
+        With the fake engine, speech detection is off unless ``defaults`` turns it on: these
+        services hear sine tones (no speech), and their tests are about the service.
+        """
         settings = {"retry_backoff": 0.1, "retry_backoff_max": 0.2, "stop_timeout": 10,
                     **(jobs or {})}  # fmt: skip
+        base = {"model": "tiny.en", **({"vad": {"enabled": False}} if self.fake else {})}
         self.config.write_text(
             f"inbox: {self.inbox}\noutbox: {self.outbox}\nstate_dir: {self.state}\n"
             f"model_dir: {ROOT / 'models'}\n"
-            f"defaults: {json.dumps({'model': 'tiny.en', **(defaults or {})})}\n"
+            f"defaults: {json.dumps({**base, **(defaults or {})})}\n"
             f"watch: {json.dumps({**FAST_WATCH, **(watch or {})})}\n"
             f"jobs: {json.dumps(settings)}\n"
             + ("" if "metrics:" in extra else 'metrics: {listen: "127.0.0.1:0"}\n')

@@ -58,6 +58,18 @@ def check_outputs(out: Path, stem: str, duration: float) -> str:
     return data["text"]
 
 
+def plain_config(folder: Path) -> Path:
+    """Whisper's own path (no speech detection, its segments as cues): the one that must
+    equal raw openai-whisper word for word. The default path is in test_subtitles.py."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "plain.yaml"
+    config.write_text(
+        f"model_dir: {ROOT / 'models'}\n"
+        "defaults: {vad: {enabled: false}, subtitles: {style: whisper}}\n"
+    )
+    return config
+
+
 def raw_whisper(model_dir: Path, name: str, batch: list[Clip], language: str | None) -> list[str]:
     """Plain openai-whisper (its own ffmpeg decoding), beam 5, the same settings."""
     import whisper
@@ -75,8 +87,8 @@ def raw_whisper(model_dir: Path, name: str, batch: list[Clip], language: str | N
 @pytest.mark.real_model
 def test_english_tiny_en_all_formats_and_wer(model_dir: Path, tmp_path: Path):
     batch = clips("en")
-    result = whisperd("transcribe", "--model", "tiny.en", "-o", str(tmp_path),
-                      *[str(c.path) for c in batch])  # fmt: skip
+    result = whisperd("transcribe", "-c", str(plain_config(tmp_path / "cfg")), "--model",
+                      "tiny.en", "-o", str(tmp_path), *[str(c.path) for c in batch])  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"{len(batch)} files: {len(batch)} transcribed, 0 failed" in result.stdout
     texts = [check_outputs(tmp_path, c.path.stem, c.duration) for c in batch]
@@ -90,8 +102,8 @@ def test_english_tiny_en_all_formats_and_wer(model_dir: Path, tmp_path: Path):
 @pytest.mark.real_model
 def test_spanish_base_detects_language_and_wer(model_dir: Path, tmp_path: Path):
     batch = clips("es")
-    result = whisperd("transcribe", "--model", "base", "-o", str(tmp_path),
-                      *[str(c.path) for c in batch])  # fmt: skip
+    result = whisperd("transcribe", "-c", str(plain_config(tmp_path / "cfg")), "--model",
+                      "base", "-o", str(tmp_path), *[str(c.path) for c in batch])  # fmt: skip
     assert result.returncode == 0, result.stderr
     texts = []
     for clip in batch:

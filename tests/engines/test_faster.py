@@ -248,7 +248,7 @@ def test_missing_package_is_a_clear_error(tmp_path: Path):
 
 def test_official_model_offline_says_how_to_import(tmp_path: Path):
     source = tmp_path / "a.wav"
-    write_wav(source, silence(1.0).samples)
+    write_wav(source, decode(clips("en")[0].path).samples)  # speech: the engine must run
     cfg = tmp_path / "whisperd.yaml"
     cfg.write_text(f"model_dir: {tmp_path / 'models'}\ndefaults: {{engine: faster-whisper}}\n")
     started = time.monotonic()

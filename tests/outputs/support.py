@@ -8,7 +8,7 @@ from pathlib import Path
 from daemon.config import SubtitleSettings
 from daemon.transcript import Segment, Transcript, Word
 
-PLAIN = SubtitleSettings()
+PLAIN = SubtitleSettings(style="whisper")  # Whisper's own segments, unwrapped
 
 
 META = {

@@ -104,7 +104,7 @@ def test_json_source_with_undecodable_bytes_is_valid_utf8() -> None:
 
 
 def test_line_wrapping_applies_when_words_exist() -> None:
-    options = SubtitleSettings(max_line_width=20, max_line_count=2)
+    options = SubtitleSettings(style="whisper", max_line_width=20, max_line_count=2)
     text = render(make_transcript(True), "srt", subtitles=options, meta={})
     subs = list(srt.parse(text))
     assert len(subs) > len(SEGMENT_TEXTS)  # the long segments were split
@@ -123,13 +123,13 @@ def test_line_wrapping_applies_when_words_exist() -> None:
 
 
 def test_line_options_ignored_without_words() -> None:
-    options = SubtitleSettings(max_line_width=20, max_line_count=2)
+    options = SubtitleSettings(style="whisper", max_line_width=20, max_line_count=2)
     subs = list(srt.parse(render(make_transcript(False), "srt", subtitles=options, meta={})))
     assert [s.content for s in subs] == expected_texts()
 
 
 def test_max_words_per_line() -> None:
-    options = SubtitleSettings(max_words_per_line=3)
+    options = SubtitleSettings(style="whisper", max_words_per_line=3)
     subs = list(srt.parse(render(make_transcript(True), "srt", subtitles=options, meta={})))
     assert all(len(sub.content.split()) <= 3 for sub in subs)
     assert len(subs) > len(SEGMENT_TEXTS)
@@ -138,7 +138,7 @@ def test_max_words_per_line() -> None:
 def test_highlight_words_underlines_each_word() -> None:
     plain = render(make_transcript(True), "vtt", subtitles=PLAIN, meta={})
     assert "<u>" not in plain
-    options = SubtitleSettings(highlight_words=True)
+    options = SubtitleSettings(style="whisper", highlight_words=True)
     vtt = webvtt.from_string(render(make_transcript(True), "vtt", subtitles=options, meta={}))
     underlined = [c.raw_text for c in vtt.captions if "<u>" in c.raw_text]
     assert "<u>Hello</u> world," in underlined[0]
@@ -157,7 +157,7 @@ def test_mixed_words_and_blank_segments_keep_all_text() -> None:
         base.segments[2],
     )
     t = Transcript("x", "en", None, segs, 12.0, "tiny", "openai-whisper")
-    options = SubtitleSettings(max_line_width=20, max_line_count=2)
+    options = SubtitleSettings(style="whisper", max_line_width=20, max_line_count=2)
     subs = list(srt.parse(render(t, "srt", subtitles=options, meta={})))
     assert [s.content for s in subs] == [
         expected_texts()[0],
