@@ -13,7 +13,6 @@ the command that transcribes it again: ``whisperd requeue``. Safe while the serv
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,7 +22,15 @@ import structlog
 from daemon.commands.retry import inbox_relative
 from daemon.config import Config, JobSettings, Resolver, name_matcher
 from daemon.errors import ConfigError, OutputError
-from daemon.outputs import mirror_dir, missing_words, plan_outputs, read_transcript, write_outputs
+from daemon.outputs import (
+    from_ledger,
+    ledger_name,
+    missing_words,
+    output_dir,
+    plan_outputs,
+    read_transcript,
+    write_outputs,
+)
 from daemon.queue import Job, JobStore, open_ledger
 from daemon.text import display
 from daemon.web.summary import shell_arg
@@ -67,7 +74,7 @@ def run(cfg: Config, paths: list[str] | None) -> int:
 def _json_output(cfg: Config, job: Job) -> Path:
     for rel in job.outputs:
         if rel.endswith(".json"):
-            return cfg.outbox / rel
+            return from_ledger(cfg.outbox, rel)
     raise NeedsRequeue("no JSON output was kept (formats did not include json)")
 
 
@@ -76,6 +83,8 @@ def _needs_words(settings: JobSettings) -> str | None:
     for name in _WORD_OPTIONS:
         if getattr(sub, name) not in (None, False):
             return f"subtitles.{name}"
+    if sub.style == "readable" and ("srt" in settings.formats or "vtt" in settings.formats):
+        return "subtitles.style readable (its cues are built from words)"
     return None
 
 
@@ -89,17 +98,17 @@ def render_one(cfg: Config, rules: Resolver, ledger: JobStore, job: Job) -> list
     if option and missing_words(transcript):
         raise NeedsRequeue(f"its JSON has no word timings, which {option} needs")
     source = cfg.inbox / job.path
-    targets = plan_outputs(source, settings, mirror_dir(cfg.inbox, cfg.outbox, source),
+    targets = plan_outputs(source, settings, output_dir(cfg, settings, source),
                            transcript.language, name_matcher(cfg.watch.include))  # fmt: skip
     written = write_outputs(transcript, targets, subtitles=settings.subtitles,
                             meta=_meta(meta, settings))  # fmt: skip
     # the JSON read stays when the settings no longer write one: the next render reads it
     kept = [stored] if "json" not in settings.formats and stored.exists() else []
     for rel in job.outputs:
-        old = cfg.outbox / rel
+        old = from_ledger(cfg.outbox, rel)
         if old not in written and old not in kept:
             old.unlink(missing_ok=True)
-    outputs = [os.fsdecode(p.relative_to(cfg.outbox)) for p in (*written, *kept)]
+    outputs = [ledger_name(cfg.outbox, p) for p in (*written, *kept)]
     ledger.set_outputs(job.id, outputs)
     log.info("rendered", file=job.path, outputs=[p.name for p in written],
              seconds=round(time.monotonic() - started, 3))  # fmt: skip

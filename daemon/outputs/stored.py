@@ -1,10 +1,11 @@
 """Reading a stored JSON output back into a transcript: the input of ``whisperd render``.
 
 :func:`read_transcript` is the inverse of :func:`daemon.outputs.writers.render_json`: the
-segments (with their words when word timings were computed), the language and what
-produced them, so every other format can be written again with the current settings
-without running the engine. :func:`missing_words` says whether the stored segments can
-serve subtitle options that cut cues at words.
+segments (with their words when word timings were computed), the language, the detected
+speech regions and what the guard dropped, and what produced them, so every other format
+can be written again with the current settings without running the engine.
+:func:`missing_words` says whether the stored segments can serve subtitle options that cut
+cues at words.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import OutputError
-from daemon.transcript import Segment, Transcript, Word
+from daemon.transcript import Dropped, Segment, Transcript, Word
 
 
 class StoredTranscriptError(OutputError):
@@ -61,6 +62,8 @@ def read_transcript(path: Path) -> tuple[Transcript, dict[str, Any]]:
     except (AttributeError, TypeError, ValueError) as err:
         raise StoredTranscriptError(f"{path}: damaged segments ({err})") from None
     transcript = Transcript(
+        speech=_speech(doc.get("speech")),
+        dropped=_dropped(doc.get("dropped")),
         text=str(doc.get("text", "")),
         language=str(doc.get("language") or "und"),
         language_probability=doc.get("language_probability"),
@@ -69,9 +72,30 @@ def read_transcript(path: Path) -> tuple[Transcript, dict[str, Any]]:
         model=str(doc.get("model", "")),
         engine=str(doc.get("engine", "")),
     )
-    meta = {k: v for k, v in doc.items() if k not in ("text", "language", "language_probability",
-                                                       "segments")}  # fmt: skip
+    meta = {k: v for k, v in doc.items() if k not in DERIVED}
     return transcript, meta
+
+
+# What the JSON writer makes from the transcript and its cues (not carried over as meta).
+DERIVED = frozenset({"text", "language", "language_probability", "segments", "speech",
+                     "speech_seconds", "dropped", "subtitles"})  # fmt: skip
+
+
+def _speech(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """The detected speech regions (None: detection was off, or an older JSON)."""
+    if not isinstance(value, list):
+        return None
+    return tuple((_number(r[0]), _number(r[1])) for r in value
+                 if isinstance(r, list | tuple) and len(r) == 2)  # fmt: skip
+
+
+def _dropped(value: Any) -> tuple[Dropped, ...]:
+    """What the hallucination guard removed, kept in the JSON for the operator."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(Dropped(start=_number(d.get("start")), end=_number(d.get("end")),
+                         text=str(d.get("text", "")), reason=str(d.get("reason", "")))
+                 for d in value if isinstance(d, dict))  # fmt: skip
 
 
 def missing_words(transcript: Transcript) -> bool:

@@ -4,6 +4,7 @@ on a real ledger and real writers (the real-model run is in tests/e2e/test_opera
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from daemon.commands import render
 from daemon.config import load_config
 from daemon.outputs import missing_words, read_transcript, write_outputs
 from daemon.queue import open_ledger
-from daemon.transcript import Segment, Transcript, Word
+from daemon.transcript import Dropped, Segment, Transcript, Word
 from daemon.version import Fingerprint
 
 TEXT = "And so my fellow Americans ask not what your country can do for you"
@@ -59,6 +60,23 @@ def test_the_json_reads_back_into_the_same_transcript(tmp_path: Path) -> None:
     assert back.segments == original.segments and back.language == "en"
     assert (back.duration, back.model, meta["source"]) == (7.0, "tiny.en", "talks/jfk.wav")
     assert not missing_words(back) and missing_words(transcript(words=False))
+
+
+def test_speech_regions_and_drops_read_back_and_survive_a_render(tmp_path: Path) -> None:
+    config = setup(tmp_path, words=True)
+    stored = tmp_path / "outbox" / "talks" / "jfk.json"
+    music = Dropped(9.0, 11.0, " Thanks for watching!", "outside_speech")
+    speech = ((0.0, 8.0),)
+    write_outputs(replace(transcript(), speech=speech, dropped=(music,)), {"json": stored},
+                  subtitles=load_config(config).defaults.subtitles,
+                  meta={"source": "talks/jfk.wav"})  # fmt: skip
+    back, meta = read_transcript(stored)
+    assert (back.speech, back.dropped) == (speech, (music,))
+    assert not {"speech", "speech_seconds", "dropped", "subtitles"} & set(meta)  # not stale
+    assert render.run(load_config(config), None) == 0
+    again = json.loads(stored.read_text())
+    assert again["speech"] == [[0.0, 8.0]] and again["dropped"][0]["reason"] == "outside_speech"
+    assert again["subtitles"]["count"] >= 1  # the readable cues, built again from the words
 
 
 def test_render_cuts_lines_at_the_new_width_and_records_it(
