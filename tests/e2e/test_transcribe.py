@@ -164,8 +164,8 @@ def test_bad_flags_are_config_errors(tmp_path: Path):
 
 
 def test_missing_model_offline_says_how_to_import(tmp_path: Path):
-    source = tmp_path / "a.wav"
-    make_audio(source, seconds=0.5)
+    # real speech: a file without speech is finished without loading any model
+    source = min(clips("en"), key=lambda c: c.duration).path
     cfg = tmp_path / "whisperd.yaml"
     cfg.write_text(f"model_dir: {tmp_path / 'models'}\n")
     # A proxy on a closed port makes the download fail fast even on a machine with a network.
