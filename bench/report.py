@@ -38,7 +38,9 @@ def _operate(lines: list[str], s: dict) -> None:
             lines.append(f"- {x['files']} files, listener visited (a scrape every 15 s, the page "
                          f"every 5 s): idle CPU {visited['cpu_percent']} % of a core, RSS "
                          f"{visited['rss_mb']} MB, requests {visited['requests']}, slowest "
-                         f"{visited.get('slowest_request_seconds')} s")  # fmt: skip
+                         f"{visited.get('slowest_request_seconds')} s"
+                         + (f" (after the page's first load, {visited['first_load_seconds']} s)"
+                            if "first_load_seconds" in visited else ""))  # fmt: skip
     ledger = s.get("ledger")
     if ledger:
         lines.append(
