@@ -188,10 +188,14 @@ def render_in_process(service: Service, *args: str) -> dict:
     return {**report, "stdout": result.stdout, "stderr": result.stderr}
 
 
+# Whisper's own cues without word timings (readable cues always compute them for srt)
+PLAIN_FOLDER = "folders: {plain: {word_timestamps: false, subtitles: {style: whisper}}}\n"
+
+
 def test_render_changes_the_line_width_without_the_engine_then_requeue(service: Service) -> None:
     service.write_config(defaults={**FAST, "word_timestamps": True,
                                    "formats": ["txt", "srt", "json"]},
-                         extra="folders: {plain: {word_timestamps: false}}\n")  # fmt: skip
+                         extra=PLAIN_FOLDER)  # fmt: skip
     service.start()
     put(service, SHORT, "talks/suit.wav")
     put(service, SHORT, "plain/suit.wav")
@@ -203,7 +207,7 @@ def test_render_changes_the_line_width_without_the_engine_then_requeue(service: 
     service.write_config(defaults={**FAST, "word_timestamps": True,
                                    "formats": ["txt", "srt", "json"],
                                    "subtitles": {"max_line_width": 20, "max_line_count": 2}},
-                         extra="folders: {plain: {word_timestamps: false}}\n")  # fmt: skip
+                         extra=PLAIN_FOLDER)  # fmt: skip
     result = render_in_process(service, "talks/suit.wav")
     assert result["rc"] == 0, result
     assert "1 file rendered again" in result["stdout"]
