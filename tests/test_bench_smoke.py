@@ -55,5 +55,5 @@ def test_bench_smoke_writes_tables(tmp_path: Path) -> None:
 
     for heading in ("## Machine", "## 1. Bulk throughput", "## 2. Latency",
                     "## 3. Scale and idle cost", "## 4. Accuracy", "## 5. Memory",
-                    "## 6. Engines", "## 7. Subtitles"):  # fmt: skip
+                    "## 6. Engines", "## 9. Subtitles"):  # fmt: skip
         assert heading in markdown

@@ -64,6 +64,9 @@ def whisperd(*args: str, env: dict | None = None, prelude: str = "") -> subproce
     )
 
 
+PLAIN = {"vad": {"enabled": False}, "subtitles": {"style": "whisper"}}
+
+
 def test_vad_keys_are_faster_whispers():
     from faster_whisper.vad import VadOptions
 
@@ -73,7 +76,8 @@ def test_vad_keys_are_faster_whispers():
 @pytest.mark.real_model
 def test_english_tiny_en_all_formats_and_wer_beside_openai(cache, tmp_path: Path):
     batch = clips("en")
-    settings = JobSettings(model="tiny.en", device="cpu", beam_size=5)
+    # the plain path (Whisper's segments as cues): engine against engine, one cue per segment
+    settings = JobSettings(model="tiny.en", device="cpu", beam_size=5, **PLAIN)
     ours, fast_s = run_all("faster-whisper", cache, batch, settings, tmp_path / "fw")
     theirs, slow_s = run_all("openai-whisper", cache, batch, settings, tmp_path / "ow")
     for clip, transcript in zip(batch, ours, strict=True):
@@ -105,7 +109,7 @@ def test_english_tiny_en_all_formats_and_wer_beside_openai(cache, tmp_path: Path
 def test_spanish_base_detects_language_wer_and_speed(cache, tmp_path: Path):
     batch = clips("es")
     refs = [c.reference for c in batch]
-    settings = JobSettings(model="base", device="cpu", beam_size=5)
+    settings = JobSettings(model="base", device="cpu", beam_size=5, **PLAIN)
     int8, fast_s = run_all("faster-whisper", cache, batch, settings, tmp_path / "fw")
     f32, f32_s = run_all(
         "faster-whisper", cache, batch, settings.model_copy(update={"compute_type": "float32"}),
@@ -157,7 +161,7 @@ def test_batched_decoding_on_a_long_clip(cache):
     clip = next(c for c in clips("en") if c.duration > 30)  # 35.5 s: two windows
     settings = JobSettings(engine="faster-whisper", model="tiny.en", device="cpu", batch_size=2)
     transcript = engines.create("faster-whisper", cache).transcribe(decode(clip.path), settings)
-    assert transcript.extra["batch_size"] == 2 and transcript.extra["vad_filter"] is True
+    assert transcript.extra["batch_size"] == 2
     assert len(transcript.segments) >= 2
     assert transcript.segments[-1].end > 25
     assert wer([clip.reference], [transcript.text], "en") < 25
@@ -188,13 +192,14 @@ def test_vad_filter_offline_keeps_the_original_timeline(tmp_path: Path):
         f"model_dir: {ROOT / 'models'}\ninbox: inbox\noutbox: outbox\n"
         "defaults: {engine: faster-whisper, model: tiny.en, device: cpu, formats: [json],\n"
         "           vad_filter: true, vad_parameters: {min_silence_duration_ms: 500}}\n"
-    )
+    )  # the old faster-whisper-only keys: read into vad, with a warning
     result = whisperd("transcribe", "-c", str(cfg), "-o", str(tmp_path / "out"), str(source),
                       env={**OFFLINE, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "out" / "late start.json").read_text(encoding="utf-8"))
-    assert data["engine"] == "faster-whisper" and data["settings"]["vad_filter"] is True
-    assert data["settings"]["vad_parameters"] == {"min_silence_duration_ms": 500}
+    assert data["engine"] == "faster-whisper" and data["settings"]["vad"]["enabled"] is True
+    assert data["settings"]["vad"]["min_silence_ms"] == 500
+    assert "vad_filter" in result.stderr  # named in the deprecation warning
     assert 7.5 < data["segments"][0]["start"] < 9.0  # in the file's time, after the silence
     assert wer([jfk.reference], [data["text"]], "en") < 10
 
