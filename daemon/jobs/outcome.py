@@ -238,15 +238,15 @@ def remove_old_outputs(ledger: JobStore, cfg: Config, job: Job) -> None:
 
 
 def _relative(record: dict[str, str], outbox: Path) -> dict[str, str]:
-    """A staged file's record with its paths relative to the outbox."""
-    base = os.fsdecode(outbox).rstrip("/") + "/"
-    return {k: v[len(base) :] if k in ("path", "temp") and v.startswith(base) else v
+    """A staged file's record with its paths named as the ledger names outputs (relative
+    to the outbox, absolute outside it: :func:`daemon.outputs.ledger_name`)."""
+    return {k: ledger_name(outbox, Path(v)) if k in ("path", "temp") else v
             for k, v in record.items()}  # fmt: skip
 
 
 def _absolute(record: dict[str, str], outbox: Path) -> dict[str, str]:
     """The inverse of :func:`_relative` (an absolute path, from an older ledger, stays)."""
-    return {k: os.fsdecode(outbox / v) if k in ("path", "temp") else v
+    return {k: os.fsdecode(from_ledger(outbox, v)) if k in ("path", "temp") else v
             for k, v in record.items()}  # fmt: skip
 
 
