@@ -6,7 +6,8 @@ runs the real service (tests/e2e/chaos_env.py) and carries the events out:
 
 * ``drop``: a file renamed into the inbox from a staging folder, as a copy tool would;
 * ``kill``: SIGKILL, then a restart after a random fraction of a second (so kills land in
-  start-up too); half of them wait for a job to run and strike a random moment into it.
+  start-up too); the first two (early in the run) and half of the rest wait for a job to
+  run and strike a random moment into it.
   A stop that could bring a version to ``crash_limit`` crashes is postponed (the other
   events go on): random kills must not look like a file that brings the service down
   (that file fails on purpose, and is not what this run checks);
@@ -108,7 +109,7 @@ class Driver:
 
     def _do(self, event: Event) -> bool | None:
         """Carry out one event; False: not now (a stop would fail a file), postpone it."""
-        actions = {"drop": lambda: self._drop(event.arg), "kill": self._kill,
+        actions = {"drop": lambda: self._drop(event.arg), "kill": lambda: self._kill(event.arg),
                    "term": self._term, "away": self._away, "back": self._back,
                    "fill": self._fill, "free": self._free, "rewrite": self._rewrite}  # fmt: skip
         return actions[event.kind]()
@@ -218,10 +219,15 @@ class Driver:
             return row.crashes + 1 + (not self.service.mine(row))  # + its pending recovery
         return 0
 
-    def _kill(self) -> bool:
+    def _kill(self, tries: int) -> bool:
         if not self._stop_safe():
             return False
-        aimed = self.rng.random() < self.plan.aimed and self._aim()
+        # The first kills are always aimed, so that every run strikes some jobs mid-way: one
+        # that finds no job running waits for one (postponed, while the drops go on).
+        forced = self.stats["kills_aimed"] < self.plan.aimed_first
+        aimed = (forced or self.rng.random() < self.plan.aimed) and self._aim()
+        if forced and not aimed and tries * POSTPONE < self.plan.stop_patience / 2:
+            return False
         ready = self.service.ready()
         self.service.kill()
         hit = self._count_interrupted("kill")
@@ -233,12 +239,18 @@ class Driver:
         return True
 
     def _aim(self) -> bool:
-        """Wait (3 s at most) for a job of this process to run; then a random moment into it."""
-        deadline = time.monotonic() + 3.0
+        """Wait (1 s at most: the other events wait meanwhile) for a job of this process to
+        run; then a random moment into it, if that job is still running then (a short job may
+        have ended: aim at the next)."""
+        deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            if any(self.service.mine(r) for r in self.service.rows() or []):
+            running = {r.path for r in self.service.rows() or [] if self.service.mine(r)}
+            if running:
                 time.sleep(self.rng.uniform(0.0, self.plan.aim_into))
-                return True
+                rows = self.service.rows() or []
+                if any(self.service.mine(r) and r.path in running for r in rows):
+                    return True
+                continue
             self._supervise()
             time.sleep(TICK / 2)
         return False

@@ -33,6 +33,7 @@ class Plan:
     full_seconds: tuple[float, float] = (2.0, 4.0)
     rewrite_wait: float = 2.0  # seconds a rewrite waits for a running job to hit
     aimed: float = 0.5  # share of the kills that wait for a running job, then strike in it
+    aimed_first: int = 2  # the first kills are aimed whatever the share says
     aim_into: float = 0.8  # seconds into a job at most, for an aimed kill
     on_success: str = "keep"  # or "move" (into <root>/archive)
     crash_limit: int = 2
@@ -79,7 +80,10 @@ def timeline(plan: Plan) -> list[Event]:
     first = max(1, plan.files * 2 // 5)  # these are in the inbox before the first start
     events: list[tuple[float, str, int]] = [(0.0, "drop", i) for i in range(first)]
     events += [(rng.uniform(0.5, 0.6 * w), "drop", i) for i in range(first, plan.files)]
-    events += [(rng.uniform(1.0, w), "kill", 0) for _ in range(plan.kills)]
+    # The first kills are aimed (Driver._kill): they fall while files are still coming in.
+    early = min(plan.aimed_first, plan.kills)
+    events += [(rng.uniform(1.0, 0.4 * w), "kill", 0) for _ in range(early)]
+    events += [(rng.uniform(1.0, w), "kill", 0) for _ in range(plan.kills - early)]
     events += [(rng.uniform(1.0, w), "term", 0) for _ in range(plan.terms)]
     events += [(rng.uniform(0.1 * w, 0.9 * w), "rewrite", 0) for _ in range(plan.rewrites)]
     periods = (("away", "back", plan.inbox_renames, plan.away_seconds),
