@@ -255,7 +255,8 @@ def _batched(
     from faster_whisper import BatchedInferencePipeline
 
     if speech is not None:
-        clips = [c for s in speech_path.plan(speech, audio.duration) for c in s.clips]
+        stretches = speech_path.plan(speech, audio.duration, max_clip=speech_path.WINDOW)
+        clips = [c for s in stretches for c in s.clips]
         if not clips:
             return []
         options["clip_timestamps"] = [{"start": s, "end": e} for s, e in clips]

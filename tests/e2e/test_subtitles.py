@@ -130,15 +130,6 @@ def raw_lecture_wer(made: dict[str, Any], model_dir: Path) -> float:
     return wer([lecture.reference], [text], "en")
 
 
-@pytest.mark.xfail(
-    reason="known gap (2026-12-01): on this 13-clip lecture both engines lose the TIMIT "
-    "sentence ('she had your dark suit ...', 11 words) inside the last 28 s clip, which holds "
-    "five utterances: Whisper resumes after 'Next man' past it. 10.0 % (openai) and 9.6 % "
-    "(faster) against raw openai-whisper's 5.2 %; on the full 25-clip lecture openai's "
-    "subtitle path measured 4.86 % against raw 4.25 %. The clip plan (engines/speech.py) "
-    "needs another look.",
-    strict=False,
-)
 def test_lecture_wer_within_half_a_point_of_raw_openai_whisper(
     outputs: Path, made: dict[str, Any], raw_lecture_wer: float
 ) -> None:
