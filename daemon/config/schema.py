@@ -4,7 +4,9 @@ The schema is the single source for config/whisperd.yaml (a test keeps the annot
 step). Settings are frozen: the settings of one folder are *derived* from the defaults and
 the folder rules (:mod:`daemon.config.rules`), never mutated; a changed configuration is a
 new :class:`Config` (:mod:`daemon.config.load`). The settings whose default depends on the
-output mode (``outputs_beside_source``) and their value types are in :mod:`.library`.
+output mode (``outputs_beside_source``) and their value types are in :mod:`.library`; the
+sections of the subtitle path in :mod:`.speech`, of operating it in :mod:`.operate`, of the
+media server, the ledger and the node in :mod:`.servers`.
 
 Long: one declarative table of every setting with its description, the reference that
 config/whisperd.yaml is checked against; split in two it would only be harder to read.
@@ -21,21 +23,17 @@ from daemon.config.languages import code_for, is_whisper_code
 from daemon.config.library import (
     MODE_DEFAULTS,
     AudioLanguages,
-    HttpUrl,
     JobOrder,
     LanguageCode,
     OptionalFlag,
     OptionalFormats,
     OptionalOutputName,
-    PathMap,
-    Secret,
-    ServerKind,
 )
 from daemon.config.operate import MetricsSettings, NotifyTarget
+from daemon.config.servers import LedgerSettings, MediaServerSettings, NodeSettings
 from daemon.config.speech import GuardSettings, SubtitleSettings, VadSettings
 from daemon.config.tables import IGNORE_PATTERNS, MEDIA_PATTERNS
 from daemon.config.values import (
-    BackendName,
     ComputeTypeName,
     Count,
     Device,
@@ -47,10 +45,7 @@ from daemon.config.values import (
     LogFormat,
     LogLevel,
     ModelRef,
-    ModelRefs,
-    NodeName,
     OptionalCount,
-    OptionalFile,
     OptionalFolder,
     OptionalFraction,
     OptionalGlobs,
@@ -356,38 +351,6 @@ class JobsSettings(_Settings):
     )
 
 
-class MediaServerSettings(_Settings):
-    """The media server told to rescan a folder once subtitles were written beside a video."""
-
-    kind: ServerKind = Field(
-        "none", description="none (no server is told), jellyfin, emby or plex."
-    )
-    url: HttpUrl = Field(
-        None, description="The server's base URL, e.g. http://jellyfin:8096 (required with a kind)."
-    )
-    token: Secret = Field(
-        None,
-        description="API key (Jellyfin/Emby dashboard) or X-Plex-Token; null: read token_file, "
-        "else $WHISPERD_MEDIA_TOKEN.",
-    )
-    token_file: OptionalFolder = Field(
-        None, description="A file whose first line is the token (re-read on every request)."
-    )
-    path_map: PathMap = Field(
-        default_factory=dict,
-        description="Local folder → the same folder as the server sees it "
-        "({/mnt/media: /data}), for a server in a container or on another machine.",
-    )
-    batch_seconds: Seconds = Field(
-        10.0, description="Seconds to gather the videos of one folder into one rescan."
-    )
-    min_interval: Seconds = Field(2.0, description="Seconds between two requests batches.")
-    timeout: Positive = Field(10.0, description="Seconds an HTTP request may take.")
-    max_attempts: Count = Field(
-        5, description="Tries per folder when the server is down or busy, with a backoff."
-    )
-
-
 class WorkerSettings(_Settings):
     """One worker: one device, one job at a time."""
 
@@ -404,43 +367,6 @@ class ModelsSettings(_Settings):
         600.0,
         description="Seconds a worker may stay idle before its models are unloaded (memory "
         "and GPU memory released; the next job loads again); null: keep them loaded.",
-    )
-
-
-class LedgerSettings(_Settings):
-    """Where the job ledger lives: SQLite in state_dir (one server), or PostgreSQL (several)."""
-
-    backend: BackendName = Field(
-        "sqlite",
-        description="sqlite (in state_dir, one server) or postgresql (several servers share "
-        "one inbox; pip install 'whisperd[postgresql]').",
-    )
-    dsn: OptionalText = Field(
-        None,
-        description="postgresql: the libpq connection string or URI; $WHISPERD_LEDGER_DSN "
-        "overrides it (keep passwords out of this file: use it, dsn_file or ~/.pgpass).",
-    )
-    dsn_file: OptionalFile = Field(
-        None, description="postgresql: a file holding the connection string, instead of dsn."
-    )
-    lease_seconds: Positive = Field(
-        60.0,
-        description="postgresql: a job claimed by a server that stops renewing its lease "
-        "(dead, paused, cut off) is taken by another after this many seconds.",
-    )
-
-
-class NodeSettings(_Settings):
-    """This server among several sharing one PostgreSQL ledger."""
-
-    name: NodeName = Field(
-        None, description="This server's name in the ledger, unique among live ones; null: "
-        "the host name.",
-    )  # fmt: skip
-    models: ModelRefs | None = Field(
-        None,
-        description="The only models this server transcribes with (its GPU may be too small "
-        "for others); null: any.",
     )
 
 

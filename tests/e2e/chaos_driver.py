@@ -38,6 +38,7 @@ from tests.e2e.chaos_plan import ChaosResult, Event, FileRecord, Media, Plan, fi
 TICK = 0.05  # seconds between looks at the service while waiting
 MAX_UNEXPECTED_EXITS = 5  # a service that keeps dying by itself ends the run
 POSTPONE = 0.5  # seconds an event waits when it cannot happen yet
+AIM_TRIES = 10  # times an aimed kill is postponed at most, waiting for a job to run
 FULL_PATIENCE = 20.0  # seconds the outbox stays full at most, waiting for a job to meet it
 
 
@@ -226,7 +227,7 @@ class Driver:
         # that finds no job running waits for one (postponed, while the drops go on).
         forced = self.stats["kills_aimed"] < self.plan.aimed_first
         aimed = (forced or self.rng.random() < self.plan.aimed) and self._aim()
-        if forced and not aimed and tries * POSTPONE < self.plan.stop_patience / 2:
+        if forced and not aimed and tries < AIM_TRIES and self._work_left():
             return False
         ready = self.service.ready()
         self.service.kill()
@@ -237,6 +238,10 @@ class Driver:
         time.sleep(self.rng.uniform(0.0, 0.5))
         self.service.restart()
         return True
+
+    def _work_left(self) -> bool:
+        """Whether the ledger holds a version not yet done (a job may still run)."""
+        return any(r.state in ("queued", "running") for r in self.service.rows() or [])
 
     def _aim(self) -> bool:
         """Wait (1 s at most: the other events wait meanwhile) for a job of this process to
