@@ -1,9 +1,11 @@
 """Part 4: WER per model and language, the service's text against raw openai-whisper's.
 
-Service side: ``whisperd transcribe`` (or, for tiny.en, the outputs of the throughput run's
-``whisperd run``; for base/es, those of the engines part's openai-whisper run: same
-settings). Reference side: bench.raw (``whisper.transcribe``, beam 5, best_of 5, fp32).
-Both must give the same text clip by clip.
+Service side: ``whisperd transcribe`` on the plain path (:data:`bench.common.PLAIN`: no
+speech detection, Whisper's own cues), which must not change a word of the engine's result.
+Reference side: bench.raw (``whisper.transcribe``, beam 5, best_of 5, fp32; reused from the
+throughput or engines part when they ran). Both must give the same text clip by clip. The
+default path (speech detection) decodes only the speech, so its text differs; part 9
+(:mod:`bench.subtitles`) measures its WER against the plain path's.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ def service_texts(
     clips: list[common.Clip],
     work: Path,
     engine: str = "openai-whisper",
+    extra: str = "",
 ) -> tuple[dict[str, str], float, float]:
     """``whisperd transcribe`` on the clips: {clip path: text}, wall seconds of the command,
     and the pipeline's own seconds (the sum of each JSON's processing_seconds: model load
     included, interpreter start-up not)."""
     out = Path(tempfile.mkdtemp(dir=work))
     config = common.write_config(out, model=model, language=language,
-                                 extra=f", engine: {engine}")  # fmt: skip
+                                 extra=f", engine: {engine}{extra}")  # fmt: skip
     seconds = common.run_timed([
         common.PYTHON, "-m", "daemon", "transcribe", "-c", str(config), "--formats", "json",
         "-o", str(out / "o"), *(str(c.path) for c in clips),
@@ -63,7 +66,7 @@ def run(work: Path, *, models: list[str], smoke: bool, ctx: dict) -> dict[str, A
         if smoke:
             clips = [min(clips, key=lambda c: abs(c.duration - 2.0))]
         reused = ctx.get((model, language), {})
-        service = reused.get("service") or service_texts(model, language, clips, work)[0]
+        service = service_texts(model, language, clips, work, extra=common.PLAIN)[0]
         raw = reused.get("raw") or raw_texts(model, language, clips, work)
         keys = [str(c.path) for c in clips]
         refs = [c.reference for c in clips]
@@ -78,7 +81,7 @@ def run(work: Path, *, models: list[str], smoke: bool, ctx: dict) -> dict[str, A
             "wer_raw": common.wer(refs, [raw[k] for k in keys], language),
             "identical": len(keys) - len(differing),
             "differing": differing,
-            "service_source": reused["source"] if "service" in reused else "whisperd transcribe",
+            "service_source": "whisperd transcribe, plain path",
         }
     result["targets"] = {
         "service text == raw text, every clip": all(

@@ -154,6 +154,11 @@ def copy_clip(clip: Path, folder: Path, name: str) -> Path:
     return target
 
 
+#: More ``defaults`` for the plain path: the whole file decoded, Whisper's segments as cues
+#: (whisperd before speech detection and readable cues; its text is raw openai-whisper's).
+PLAIN = ", vad: {enabled: false}, subtitles: {style: whisper}"
+
+
 def write_config(root: Path, *, model: str, language: str | None, watch: str = "",
                  extra: str = "") -> Path:  # fmt: skip
     """A service config: inbox/outbox/var under ``root``; ``watch`` / ``extra``: more YAML."""

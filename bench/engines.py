@@ -103,8 +103,6 @@ def run(work: Path, *, model: str, smoke: bool, rounds: int, ctx: dict) -> dict[
             busy[f"run:{engine}"].append(worked)
             texts[f"run:{engine}"] = got
             shutil.rmtree(root, ignore_errors=True)
-    ctx[(model, "es")] = {"service": texts["transcribe:openai-whisper"],
-                          "source": "whisperd transcribe (engines part)"}  # fmt: skip
     audio = sum(c.duration for c in clips)
     result: dict[str, Any] = {"available": True, "model": model, "clips": len(clips),
                               "audio_seconds": round(audio, 1), "rounds": rounds}  # fmt: skip

@@ -38,7 +38,7 @@ from typing import Any
 
 from bench import common
 
-PLAIN = ", vad: {enabled: false}, subtitles: {style: whisper}"
+PLAIN = common.PLAIN
 CONTENDERS = {"plain": PLAIN, "default": ""}
 
 

@@ -129,14 +129,10 @@ def run(
             "c_rss_ready_mb": round(c["rss_ready"] / 2**20, 1),
             "c_rss_peak_mb": round(c["rss_peak"] / 2**20, 1),
         })  # fmt: skip
-        if r == 0:  # the first copy of each clip feeds the accuracy part (same settings)
-            by_clip: dict[str, Any] = {"service": {}, "raw": {},
-                                       "source": "whisperd run (throughput part)"}  # fmt: skip
-            for (stem, clip), path in zip(items, files, strict=True):
-                key = str(clip.path)
-                if key not in by_clip["service"]:
-                    by_clip["service"][key] = c["texts"][stem]
-                    by_clip["raw"][key] = raw["texts"][str(path)]
+        if r == 0:  # raw openai-whisper's text of each clip feeds the accuracy part
+            by_clip: dict[str, Any] = {"raw": {}}
+            for (_, clip), path in zip(items, files, strict=True):
+                by_clip["raw"].setdefault(str(clip.path), raw["texts"][str(path)])
             ctx[(model, language)] = by_clip
         shutil.rmtree(base, ignore_errors=True)
     med = {
