@@ -103,15 +103,21 @@ class PgNodes:
         )  # fmt: skip
 
     def leave(self) -> None:
-        """Remove this node's row (a clean stop); its locks go with the connection."""
-        if self._joined is None:
+        """Remove this node's row (a clean stop) and give up its locks at once: they would go
+        with the connection too, but the server ends a closed session a moment later, and
+        the next intake leader should not wait for that."""
+        leading = self._leading_generation == self.link.generation
+        if self._joined is None and not leading:
             return
         record, self._joined = self._joined, None
+        self._leading_generation = -1
         with self.link.session("leave the cluster") as conn:
-            conn.execute("DELETE FROM nodes WHERE name = %s AND pid = %s",
-                         (record["name"], record["pid"]))  # fmt: skip
+            if record is not None:
+                conn.execute("DELETE FROM nodes WHERE name = %s AND pid = %s",
+                             (record["name"], record["pid"]))  # fmt: skip
             conn.execute("SELECT pg_advisory_unlock_all()")
-        log.info("node_left", node=record["name"])
+        if record is not None:
+            log.info("node_left", node=record["name"])
 
     # --- leases ---
 
