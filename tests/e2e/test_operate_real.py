@@ -82,7 +82,9 @@ def test_the_status_page_while_a_real_job_runs_and_the_metrics(
     wait_for(lambda: service.states().get("interviews/jfk.flac") == "done", timeout=120)
     (service.inbox / "interviews" / "notes.mp3").write_bytes(b"these are notes, not audio")
     wait_for(lambda: service.states().get("interviews/notes.mp3") == "failed", timeout=60)
-    seconds = long_recording(tmp_path / "long.wav", seconds=75)  # three 30 s windows
+    # Long enough to be still running while the page and the metrics are read on a busy
+    # machine (75 s once ended first in CI); the test never waits for its end.
+    seconds = long_recording(tmp_path / "long.wav", seconds=240)
     put(service, tmp_path / "long.wav", "meetings/all-hands.wav")
     wait_for(lambda: service.states().get("meetings/all-hands.wav") == "running", timeout=60)
     put(service, SHORT, "meetings/standup.wav")
