@@ -191,7 +191,7 @@ def test_status_cache_rebuilds_after_the_ttl_stretched_by_cost_never_concurrentl
         now[0] += 0.5
         return {"n": now[0]}
 
-    cache = StatusCache(costly_report, ttl=1.0, clock=lambda: now[0])
+    cache = StatusCache(costly_report, ttl=1.0, clock=lambda: now[0], cost=lambda: now[0])
     assert json.loads(cache.get()[1])["n"] == 101.5
     now[0] = 151.4  # 100 x 0.5 s: reused although the ttl is 1 s
     assert json.loads(cache.get()[1])["n"] == 101.5
