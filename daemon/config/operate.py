@@ -25,10 +25,11 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 
 from daemon.config.messages import Loc, fail, show, translate
 from daemon.config.patterns import rule_key, rule_matches
+from daemon.config.values import Section
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 EVENTS = ("done", "failed", "folder_idle")
@@ -109,18 +110,14 @@ def _secret(value: Any) -> Any:
 Secret = Annotated[SecretStr, BeforeValidator(_secret)]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class BasicAuthSettings(_Settings):
+class BasicAuthSettings(Section):
     """One user and password for HTTP basic auth on every page of the listener."""
 
     user: Annotated[str, BeforeValidator(_user)] = Field(description="User name.")
     password: Secret = Field(description="Password (the file should be readable by few).")
 
 
-class MetricsSettings(_Settings):
+class MetricsSettings(Section):
     """The HTTP listener: /metrics (Prometheus), /api/status and the status page at /."""
 
     listen: Annotated[str, BeforeValidator(_listen)] = Field(
@@ -216,7 +213,7 @@ Events = Annotated[tuple[EventKind, ...], BeforeValidator(_events)]
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
-class _Target(_Settings):
+class _Target(Section):
     name: Annotated[str | None, BeforeValidator(_name)] = Field(
         None,
         description="A label for logs; also the key its pending notifications are stored "

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from daemon.config.languages import code_for, is_whisper_code
 from daemon.config.library import (
@@ -56,6 +56,7 @@ from daemon.config.values import (
     Positive,
     ReadyMarker,
     Seconds,
+    Section,
     SuccessAction,
     TaskName,
     Temperatures,
@@ -68,11 +69,7 @@ from daemon.errors import OutputPathError
 # --- the schema ---------------------------------------------------------------------------
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class JobSettings(_Settings):
+class JobSettings(Section):
     """What to do with one media file: model, language, decoding options and outputs."""
 
     engine: EngineName = Field(
@@ -261,7 +258,7 @@ class JobSettings(_Settings):
         return name
 
 
-class WatchSettings(_Settings):
+class WatchSettings(Section):
     """How the inbox is watched and when a file counts as complete."""
 
     poll: PollMode = Field(
@@ -298,7 +295,7 @@ class WatchSettings(_Settings):
     )
 
 
-class JobsSettings(_Settings):
+class JobsSettings(Section):
     """Retries, what happens to a source after success, and shutdown."""
 
     max_attempts: Count = Field(3, description="Tries per file before it is marked failed.")
@@ -351,13 +348,13 @@ class JobsSettings(_Settings):
     )
 
 
-class WorkerSettings(_Settings):
+class WorkerSettings(Section):
     """One worker: one device, one job at a time."""
 
     device: Device = Field("auto", description="Device of this worker: auto, cpu, cuda, cuda:N.")
 
 
-class ModelsSettings(_Settings):
+class ModelsSettings(Section):
     """Model cache."""
 
     cache_size: Count = Field(
@@ -370,7 +367,7 @@ class ModelsSettings(_Settings):
     )
 
 
-class LogSettings(_Settings):
+class LogSettings(Section):
     """Logging."""
 
     level: LogLevel = Field("info", description="debug, info, warning or error.")
@@ -379,7 +376,7 @@ class LogSettings(_Settings):
     )
 
 
-class Config(_Settings):
+class Config(Section):
     """The whole configuration: paths (absolute), job defaults, folder rules, service settings."""
 
     path: Path = Field(description="The configuration file these settings were loaded from.")

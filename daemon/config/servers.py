@@ -6,7 +6,7 @@ were written beside a video (``media_server``), the job ledger (``ledger``: SQLi
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from daemon.config.library import HttpUrl, PathMap, Secret, ServerKind
 from daemon.config.values import (
@@ -19,14 +19,11 @@ from daemon.config.values import (
     OptionalText,
     Positive,
     Seconds,
+    Section,
 )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class MediaServerSettings(_Section):
+class MediaServerSettings(Section):
     """The media server told to rescan a folder once subtitles were written beside a video."""
 
     kind: ServerKind = Field(
@@ -58,7 +55,7 @@ class MediaServerSettings(_Section):
     )
 
 
-class LedgerSettings(_Section):
+class LedgerSettings(Section):
     """Where the job ledger lives: SQLite in state_dir (one server), or PostgreSQL (several)."""
 
     backend: BackendName = Field(
@@ -81,7 +78,7 @@ class LedgerSettings(_Section):
     )
 
 
-class NodeSettings(_Section):
+class NodeSettings(Section):
     """This server among several sharing one PostgreSQL ledger."""
 
     name: NodeName = Field(

@@ -8,7 +8,7 @@ cut: ``style: readable`` by the timed-text rules, ``style: whisper`` as Whisper 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from daemon.config.values import (
     Flag,
@@ -21,15 +21,12 @@ from daemon.config.values import (
     OptionalRepeat,
     Positive,
     Seconds,
+    Section,
     SubtitleStyle,
 )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class VadSettings(_Section):
+class VadSettings(Section):
     """Speech detection (Silero VAD) before the engine: only speech is transcribed."""
 
     enabled: Flag = Field(
@@ -61,7 +58,7 @@ class VadSettings(_Section):
     )
 
 
-class GuardSettings(_Section):
+class GuardSettings(Section):
     """The hallucination guard: what is dropped after the engine (recorded in the json)."""
 
     enabled: Flag = Field(True, description="Apply the rules below; false keeps every segment.")
@@ -105,7 +102,7 @@ class GuardSettings(_Section):
     )
 
 
-class SubtitleSettings(_Section):
+class SubtitleSettings(Section):
     """How srt and vtt cues are cut: readable (timed-text rules) or whisper (its segments)."""
 
     style: SubtitleStyle = Field(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 
 from daemon.config.messages import fail, show
 from daemon.config.tables import (
@@ -343,3 +343,10 @@ BackendName = Annotated[
     Literal["sqlite", "postgresql"], _choice("a ledger backend", ("sqlite", "postgresql"))
 ]
 ModelRefs = tuple[ModelRef, ...]
+
+
+class Section(BaseModel):
+    """The base of every settings model: frozen (settings are derived, never mutated) and
+    strict (an unknown key is an error, not silently ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
