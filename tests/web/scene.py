@@ -20,6 +20,7 @@ from daemon.config import Config, load_config
 from daemon.queue import Ledger, RetryPolicy, open_ledger
 from daemon.version import Fingerprint
 from daemon.web import collect
+from daemon.web.summary import midnight
 
 # "/" cannot be in a file name, so this is file "script>.mp3" in folder "...<script>alert(1)<"
 SCRIPT_NAME = "en/meetings/<script>alert(1)</script>.mp3"
@@ -28,6 +29,7 @@ LATIN1_NAME = os.fsdecode(b"es/caf\xe9 con leche.mp3")  # not UTF-8: surrogate-e
 RUNNING_PATH = "es/entrevista larga.mp3"
 FOREVER = RetryPolicy(max_attempts=1, backoff=60.0, backoff_max=60.0)
 LATER = RetryPolicy(max_attempts=3, backoff=3600.0, backoff_max=3600.0)
+TODAY_SPAN = 1200.0  # s: the oldest age in the scene that must still be today
 
 
 class Scene:
@@ -36,6 +38,11 @@ class Scene:
     def __init__(self, root: Path, *, now: float | None = None) -> None:
         self.root = root
         self.now = time.time() if now is None else now
+        # On the real clock every "today" of the scene lies after midnight: in the first
+        # minutes of a day the ages shrink (in proportion, so their order holds), or "done
+        # today" would be 0. A given ``now`` keeps the ages as they are.
+        since = self.now - midnight(self.now)
+        self._squeeze = 1.0 if now is not None else min(1.0, 0.9 * since / TODAY_SPAN)
         for name in ("inbox", "outbox"):
             (root / name).mkdir(parents=True, exist_ok=True)
         path = root / "whisperd.yaml"
@@ -72,8 +79,11 @@ class Scene:
         assert job is not None
         return job.id
 
+    def _ago(self, ago: float) -> float:
+        return ago if ago > TODAY_SPAN else ago * self._squeeze
+
     def _done(self, ledger: Ledger, path: str, ago: float, audio: float, outputs: list[str]):
-        at = self.now - ago
+        at = self.now - self._ago(ago)
         self._enqueue(ledger, path, at - 120)
         job = ledger.claim("0:cpu", now=at - 100)
         assert job is not None and job.path == path
@@ -81,7 +91,7 @@ class Scene:
                         processing_seconds=audio / 6, language="es", now=at)  # fmt: skip
 
     def _failed(self, ledger: Ledger, path: str, ago: float, error: str, policy: RetryPolicy):
-        at = self.now - ago
+        at = self.now - self._ago(ago)
         self._enqueue(ledger, path, at - 60)
         job = ledger.claim("0:cpu", now=at - 30)
         assert job is not None and job.path == path
