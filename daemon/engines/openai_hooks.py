@@ -27,6 +27,10 @@ same address; the memo is dropped when :func:`hooked` ends. Only an identical te
 
 Outside :func:`hooked`, all three are inert: other users of the model (a benchmark, a test
 calling openai-whisper directly) see no change.
+
+:func:`hooked` also points word alignment on the CPU at :func:`daemon.engines.dtw.dtw_cpu`
+(once per process, for every caller: it finds the same path as openai-whisper's own, without
+Numba's compile and without Numba changing torch's thread count; see that module).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from daemon.engines import dtw
 from daemon.engines.base import Cancelled, ProgressCallback
 from daemon.errors import EngineError
 
@@ -151,6 +156,7 @@ def hooked(
 ) -> Iterator[None]:
     """Within the block, this thread's openai-whisper calls report and can be cancelled."""
     _install_progress_bar()
+    dtw.install()
     _install_forward_hooks(model)
     _local.progress, _local.cancel, _local.fraction, _local.beat = progress, cancel, 0.0, 0.0
     _local.memo = {}
