@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,30 @@ def pg_dsn(pg_server):
     dsn = pg_server.create_database()
     yield dsn
     pg_server.drop_database(dsn)
+
+
+RawTexts = Callable[[str, Sequence], tuple[list[str], float]]
+
+
+@pytest.fixture(scope="session")
+def raw_openai(model_dir: Path) -> RawTexts:
+    """``texts(model, clips)``: plain openai-whisper's texts (its own ffmpeg decoding, beam
+    5, the language detected) and the seconds they took; computed once per session, as the
+    CLI test and the engine comparison both measure against them."""
+    import whisper
+
+    from daemon import models
+
+    done: dict[tuple, tuple[list[str], float]] = {}
+
+    def texts(name: str, batch: Sequence) -> tuple[list[str], float]:
+        key = (name, tuple(c.path for c in batch))
+        if key not in done:
+            model = models.load(name, "cpu", model_dir)
+            started = time.monotonic()
+            found = [whisper.transcribe(model, str(c.path), beam_size=5, best_of=5,
+                                        fp16=False)["text"] for c in batch]  # fmt: skip
+            done[key] = (found, time.monotonic() - started)
+        return done[key]
+
+    return texts

@@ -15,7 +15,7 @@ import pytest
 import srt
 import webvtt
 
-from tests.speech import Clip, clips, wer
+from tests.speech import clips, wer
 from tests.synth import make_audio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,22 +70,8 @@ def plain_config(folder: Path) -> Path:
     return config
 
 
-def raw_whisper(model_dir: Path, name: str, batch: list[Clip], language: str | None) -> list[str]:
-    """Plain openai-whisper (its own ffmpeg decoding), beam 5, the same settings."""
-    import whisper
-
-    from daemon import models
-
-    model = models.load(name, "cpu", model_dir)
-    return [
-        whisper.transcribe(model, str(c.path), beam_size=5, best_of=5, fp16=False,
-                           language=language)["text"]
-        for c in batch
-    ]  # fmt: skip
-
-
 @pytest.mark.real_model
-def test_english_tiny_en_all_formats_and_wer(model_dir: Path, tmp_path: Path):
+def test_english_tiny_en_all_formats_and_wer(raw_openai, tmp_path: Path):
     batch = clips("en")
     result = whisperd("transcribe", "-c", str(plain_config(tmp_path / "cfg")), "--model",
                       "tiny.en", "-o", str(tmp_path), *[str(c.path) for c in batch])  # fmt: skip
@@ -93,14 +79,14 @@ def test_english_tiny_en_all_formats_and_wer(model_dir: Path, tmp_path: Path):
     assert f"{len(batch)} files: {len(batch)} transcribed, 0 failed" in result.stdout
     texts = [check_outputs(tmp_path, c.path.stem, c.duration) for c in batch]
     ours = wer([c.reference for c in batch], texts, "en")
-    raw = wer([c.reference for c in batch], raw_whisper(model_dir, "tiny.en", batch, None), "en")
+    raw = wer([c.reference for c in batch], raw_openai("tiny.en", batch)[0], "en")
     print(f"English WER tiny.en: whisperd {ours:.2f}%, raw openai-whisper {raw:.2f}%")
     assert ours <= 5.5
     assert ours == pytest.approx(raw, abs=1e-9)
 
 
 @pytest.mark.real_model
-def test_spanish_base_detects_language_and_wer(model_dir: Path, tmp_path: Path):
+def test_spanish_base_detects_language_and_wer(raw_openai, tmp_path: Path):
     batch = clips("es")
     result = whisperd("transcribe", "-c", str(plain_config(tmp_path / "cfg")), "--model",
                       "base", "-o", str(tmp_path), *[str(c.path) for c in batch])  # fmt: skip
@@ -112,7 +98,7 @@ def test_spanish_base_detects_language_and_wer(model_dir: Path, tmp_path: Path):
         assert data["language"] == "es"  # detected: no language was configured
         assert 0.5 < data["language_probability"] <= 1.0
     ours = wer([c.reference for c in batch], texts, "es")
-    raw = wer([c.reference for c in batch], raw_whisper(model_dir, "base", batch, None), "es")
+    raw = wer([c.reference for c in batch], raw_openai("base", batch)[0], "es")
     print(f"Spanish WER base: whisperd {ours:.2f}%, raw openai-whisper {raw:.2f}%")
     assert ours <= 12.0
     assert ours == pytest.approx(raw, abs=1e-9)
