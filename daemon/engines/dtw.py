@@ -32,13 +32,12 @@ replaced = None  # openai-whisper's own dtw_cpu, once install() has put this one
 
 def dtw_cpu(x: np.ndarray) -> np.ndarray:
     """The (token, frame) path through cost matrix ``x`` (N×M), as ``whisper.timing``."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     n, m = x.shape
     width = m + 1
     cost = np.full((n + 1) * width, np.inf, dtype=np.float32)
     trace = np.full((n + 1) * width, -1, dtype=np.int8)
     cost[0] = 0
-    flat_x = x.reshape(-1)
     for d in range(2, n + m + 1):  # cells (i, j) with i + j = d, i in [lo, hi]
         lo, hi = max(1, d - m), min(n, d - 1)
         if lo > hi:
@@ -51,13 +50,8 @@ def dtw_cpu(x: np.ndarray) -> np.ndarray:
         first = (c0 < c1) & (c0 < c2)
         second = ~first & (c1 < c0) & (c1 < c2)
         best = np.where(first, c0, np.where(second, c1, c2))
-        # x[i - 1, j - 1] lies at (i - 1) * m + d - i - 1 = i * (m - 1) + d - m - 1
-        step = m - 1 if m > 1 else None
-        if step is None:  # one frame: one cell per diagonal
-            costs = flat_x[lo - 1 : lo]
-        else:
-            start = lo * (m - 1) + d - m - 1
-            costs = flat_x[start : start + (hi - lo) * step + 1 : step]
+        rows = np.arange(lo, hi + 1)
+        costs = x[rows - 1, d - rows - 1]  # x[i - 1, j - 1]
         cost[at] = costs + best  # float64 sum stored in float32, as in whisper's loop
         trace[at] = np.where(first, 0, np.where(second, 1, 2))
     return _backtrace(trace.reshape(n + 1, width))
