@@ -224,10 +224,11 @@ class Driver:
         if not self._stop_safe():
             return False
         # The first kills are always aimed, so that every run strikes some jobs mid-way: one
-        # that finds no job running waits for one (postponed, while the drops go on).
+        # that finds no job running waits for one (postponed, while the drops go on; a fast
+        # engine may have emptied the queue before the next drop comes).
         forced = self.stats["kills_aimed"] < self.plan.aimed_first
         aimed = (forced or self.rng.random() < self.plan.aimed) and self._aim()
-        if forced and not aimed and tries < AIM_TRIES and self._work_left():
+        if forced and not aimed and tries < AIM_TRIES and self._work_ahead():
             return False
         ready = self.service.ready()
         self.service.kill()
@@ -239,8 +240,11 @@ class Driver:
         self.service.restart()
         return True
 
-    def _work_left(self) -> bool:
-        """Whether the ledger holds a version not yet done (a job may still run)."""
+    def _work_ahead(self) -> bool:
+        """Whether a job may still run: a file is still to be dropped, or the ledger holds a
+        version not yet done."""
+        if self.stats["drops"] < self.plan.files:
+            return True
         return any(r.state in ("queued", "running") for r in self.service.rows() or [])
 
     def _aim(self) -> bool:

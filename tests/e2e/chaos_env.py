@@ -77,7 +77,13 @@ class ChaosService(Service):
     def __init__(self, root: Path, outbox: Path, settings: dict, *, fake: bool,
                  model: str, fake_delay: float, defaults: dict | None = None) -> None:  # fmt: skip
         self.chaos_outbox, self.chaos_jobs = outbox, settings
-        self.chaos_defaults = {"model": model, "language": "en", **(defaults or {})}
+        # Sine tones hold no speech: with speech detection on, a fake job would skip the
+        # engine and end in milliseconds, and the kills would find nothing to strike (as
+        # the harness's Service, detection is off with the fake engine).
+        base = {"model": model, "language": "en"}
+        if fake:
+            base["vad"] = {"enabled": False}
+        self.chaos_defaults = {**base, **(defaults or {})}
         self.started_wall = 0.0  # time.time() of the latest start
         env = {"WHISPERD_FAKE_DELAY": str(fake_delay)} if fake else {}
         super().__init__(root, fake=fake, env=env)
