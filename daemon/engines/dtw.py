@@ -21,7 +21,6 @@ of 60 tokens, against seconds of decoding. :func:`install` points openai-whisper
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
@@ -58,6 +57,8 @@ def dtw_cpu(x: np.ndarray) -> np.ndarray:
 
 
 def _backtrace(trace: np.ndarray) -> np.ndarray:
+    """``whisper.timing.backtrace`` in plain Python: that one is Numba too, and compiling it
+    costs 0.85 s per process against 7 ms for walking a 60×1500 trace here."""
     i, j = trace.shape[0] - 1, trace.shape[1] - 1
     trace[0, :] = 2
     trace[:, 0] = 1
@@ -80,10 +81,9 @@ def _backtrace(trace: np.ndarray) -> np.ndarray:
 
 def install() -> None:
     """Make openai-whisper's CPU alignment use :func:`dtw_cpu` (once per process)."""
+    global replaced
     with _lock:
-        import whisper  # noqa: F401  (loads whisper.timing into sys.modules)
+        import whisper.timing as timing
 
-        global replaced
-        timing = sys.modules["whisper.timing"]
         if timing.dtw_cpu is not dtw_cpu:
             replaced, timing.dtw_cpu = timing.dtw_cpu, dtw_cpu

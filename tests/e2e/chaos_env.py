@@ -77,13 +77,7 @@ class ChaosService(Service):
     def __init__(self, root: Path, outbox: Path, settings: dict, *, fake: bool,
                  model: str, fake_delay: float, defaults: dict | None = None) -> None:  # fmt: skip
         self.chaos_outbox, self.chaos_jobs = outbox, settings
-        # Sine tones hold no speech: with speech detection on, a fake job would skip the
-        # engine and end in milliseconds, and the kills would find nothing to strike (as
-        # the harness's Service, detection is off with the fake engine).
-        base = {"model": model, "language": "en"}
-        if fake:
-            base["vad"] = {"enabled": False}
-        self.chaos_defaults = {**base, **(defaults or {})}
+        self.chaos_defaults = {"model": model, "language": "en", **(defaults or {})}
         self.started_wall = 0.0  # time.time() of the latest start
         env = {"WHISPERD_FAKE_DELAY": str(fake_delay)} if fake else {}
         super().__init__(root, fake=fake, env=env)
@@ -95,10 +89,11 @@ class ChaosService(Service):
         """The chaos config: quick watch and retry settings, the plan's jobs section."""
         settings = {"retry_backoff": 0.2, "retry_backoff_max": 1.0, **self.chaos_jobs,
                     **(jobs or {})}  # fmt: skip
+        chosen = {**self.base_defaults(), **self.chaos_defaults, **(defaults or {})}
         self.config.write_text(
             f"inbox: {self.inbox}\noutbox: {self.chaos_outbox}\nstate_dir: {self.state}\n"
             f"model_dir: {ROOT / 'models'}\n"
-            f"defaults: {json.dumps({**self.chaos_defaults, **(defaults or {})})}\n"
+            f"defaults: {json.dumps(chosen)}\n"
             "watch: {stable_seconds: 0.3, poll_interval: 0.1, rescan_interval: 2}\n"
             f"jobs: {json.dumps(settings)}\n" + extra,
             encoding="utf-8",

@@ -64,6 +64,12 @@ class Service:
         self.notify: socket.socket | None = None
         self.messages: list[str] = []
 
+    def base_defaults(self) -> dict:
+        """The ``defaults`` every config of this service starts from: tiny.en, and with the
+        fake engine speech detection off (sine tones hold no speech: a job would skip the
+        engine and end in milliseconds)."""
+        return {"model": "tiny.en", **({"vad": {"enabled": False}} if self.fake else {})}
+
     def write_config(
         self,
         extra: str = "",
@@ -80,7 +86,7 @@ class Service:
         """
         settings = {"retry_backoff": 0.1, "retry_backoff_max": 0.2, "stop_timeout": 10,
                     **(jobs or {})}  # fmt: skip
-        base = {"model": "tiny.en", **({"vad": {"enabled": False}} if self.fake else {})}
+        base = self.base_defaults()
         self.config.write_text(
             f"inbox: {self.inbox}\noutbox: {self.outbox}\nstate_dir: {self.state}\n"
             f"model_dir: {ROOT / 'models'}\n"

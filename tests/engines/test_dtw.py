@@ -13,9 +13,8 @@ from daemon.engines import dtw
 
 
 def whispers_dtw(x: np.ndarray) -> np.ndarray:
-    import whisper  # noqa: F401
+    import whisper.timing as timing
 
-    timing = sys.modules["whisper.timing"]
     original = timing.dtw_cpu if timing.dtw_cpu is not dtw.dtw_cpu else dtw.replaced
     return original.py_func(x)  # the loop as written, without compiling it in parallel
 
@@ -46,10 +45,10 @@ import sys, threading, torch
 from daemon.engines import dtw
 if sys.argv[1] == "install":
     dtw.install()
-import whisper
+import whisper.timing
 seen = []
 def worker():
-    sys.modules["whisper.timing"].dtw(torch.randn(8, 50))
+    whisper.timing.dtw(torch.randn(8, 50))
     seen.append(torch.get_num_threads())
 thread = threading.Thread(target=worker)
 thread.start()
