@@ -214,6 +214,13 @@ class Service:
         with self.reader() as ledger:
             return ledger.latest_per_path()
 
+    def error_text(self, path: str) -> str:
+        """The ``.error.txt`` of failed inbox file ``path`` in the outbox, once written: the
+        failure is recorded in the ledger first, the file written a moment after."""
+        error_file = self.outbox / f"{Path(path).with_suffix('').as_posix()}.error.txt"
+        wait_for(error_file.is_file)
+        return error_file.read_text(encoding="utf-8")
+
     def history(self, path: str | None = None) -> list:
         with self.reader() as ledger:
             return ledger.history(path)

@@ -75,7 +75,7 @@ def test_a_cut_mp4_is_incomplete_then_fails_after_the_timeout(service: Service, 
     assert "incomplete (waiting for the rest of the file" in plain and "cut.mp4: MP4" in plain
     # Unchanged past incomplete_timeout: a clear failure, with an .error.txt.
     wait_for(lambda: service.states().get("cut.mp4") == "failed", timeout=90)
-    error = (service.outbox / "cut.error.txt").read_text()
+    error = service.error_text("cut.mp4")
     assert "still incomplete after waiting" in error and "whisperd retry cut.mp4" in error
     assert service.stop() == 0
 

@@ -168,8 +168,7 @@ def test_a_deleted_source_keeps_its_outputs_and_loses_its_error_file(service: Se
     bad = service.inbox / "bad.wav"
     bad.write_bytes(b"RIFF not really a wav file at all")
     wait_for(lambda: service.all_settled(2), timeout=60)
-    error = service.outbox / "bad.wav.error.txt"
-    assert error.exists() or (service.outbox / "bad.error.txt").exists()
+    service.error_text("bad.wav")
     outputs = sorted(p.name for p in service.outbox.iterdir() if p.name.startswith("good."))
     good.unlink()
     bad.unlink()

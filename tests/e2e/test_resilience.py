@@ -44,7 +44,7 @@ def test_a_file_that_kills_the_service_fails_after_the_crash_limit(service: Serv
     poison = service.history("poison.wav")[-1]
     assert poison.crashes == 2
     assert "the service stopped while transcribing this file 2 times" in poison.last_error
-    error = (service.outbox / "poison.error.txt").read_text()
+    error = service.error_text("poison.wav")
     assert "stopped while transcribing this file 2 times" in error
     assert service.stop() == 0
 
@@ -56,7 +56,7 @@ def test_a_file_longer_than_max_duration_fails_clearly(service: Service):
     wait_for(lambda: service.states().get("long.wav") == "failed")
     error = service.history("long.wav")[0].last_error
     assert "0 min 02 s of audio is longer than jobs.max_duration (0 min 01 s)" in error
-    assert (service.outbox / "long.error.txt").is_file()
+    service.error_text("long.wav")
     assert service.stop() == 0
 
 
@@ -131,7 +131,7 @@ def test_a_folder_whose_rules_clash_gets_a_visible_failure(service: Service):
     make_audio(service.inbox / "ab" / "x.wav", seconds=0.4)
     service.start()
     wait_for(lambda: service.states().get("ab/x.wav") == "failed")
-    error = (service.outbox / "ab" / "x.error.txt").read_text()
+    error = service.error_text("ab/x.wav")
     assert "no valid settings for its folder" in error
     assert "cannot transcribe language 'es'" in error
     assert service.stop() == 0

@@ -281,7 +281,7 @@ def test_bad_files_get_error_txt_and_the_service_keeps_going(service: Service, t
     }.items():
         assert states[name] == "failed", (name, states)
         stem = Path(name).with_suffix("").as_posix()
-        error = (service.outbox / f"{stem}.error.txt").read_text(encoding="utf-8")
+        error = service.error_text(name)
         assert error.startswith(f"whisperd could not transcribe: {name}\n")
         assert words in error
         assert f"whisperd retry {name}" in error
@@ -302,7 +302,7 @@ def test_replacing_a_failed_file_with_a_good_one_clears_the_error(service: Servi
     (service.inbox / "x.wav").write_bytes(b"")
     service.start()
     wait_for(lambda: service.states().get("x.wav") == "failed")
-    assert (service.outbox / "x.error.txt").is_file()
+    service.error_text("x.wav")
     audio(service.inbox / "x.wav", seconds=0.5)
     wait_for(lambda: service.states().get("x.wav") == "done")
     assert not (service.outbox / "x.error.txt").exists()

@@ -145,8 +145,7 @@ def test_a_deleted_failed_source_takes_its_error_file_with_it(service: Service):
     (service.inbox / "bad.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00not audio" * 50)
     service.start()
     wait_for(lambda: service.states().get("bad.mp3") == "failed", timeout=60)
-    # the failure is recorded first, then its .error.txt is written
-    wait_for(lambda: (service.outbox / "bad.error.txt").is_file())
+    service.error_text("bad.mp3")
     (service.inbox / "bad.mp3").unlink()
     wait_for(lambda: service.states().get("bad.mp3") == "gone")
     wait_for(lambda: not (service.outbox / "bad.error.txt").exists())
